@@ -1,0 +1,188 @@
+#!/usr/bin/env bash
+# make setup: make sure PostgreSQL, RabbitMQ and Garage run on loopback, that
+# the buckets, access key, development database and keys exist, and write
+# .run/arkiv.toml for the services and tests. Idempotent: run it any time.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+
+ensure_postgres() {
+    if ! command -v psql >/dev/null || ! compgen -G "/etc/postgresql/*/main" >/dev/null; then
+        apt_install postgresql
+    fi
+    if ! psql -h 127.0.0.1 -U postgres -d postgres -Atqc 'SELECT 1' >/dev/null 2>&1; then
+        say "starting PostgreSQL"
+        local version
+        version=$(ls /etc/postgresql | sort -V | tail -n 1)
+        as_root pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
+        wait_for "PostgreSQL on 127.0.0.1:5432" 60 \
+            psql -h 127.0.0.1 -U postgres -d postgres -Atqc 'SELECT 1'
+    fi
+    say "PostgreSQL is up"
+    if [ "$(psql -h 127.0.0.1 -U postgres -d postgres -Atqc \
+            "SELECT 1 FROM pg_database WHERE datname = '$DATABASE'")" != 1 ]; then
+        say "creating database $DATABASE"
+        psql -h 127.0.0.1 -U postgres -d postgres -qc "CREATE DATABASE \"$DATABASE\"" >/dev/null
+    fi
+}
+
+ensure_rabbitmq() {
+    if ! command -v rabbitmq-server >/dev/null; then
+        apt_install rabbitmq-server
+    fi
+    if ! port_open 127.0.0.1 5672; then
+        say "starting RabbitMQ"
+        as_root env RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 rabbitmq-server -detached
+        wait_for "RabbitMQ on 127.0.0.1:5672" 120 port_open 127.0.0.1 5672
+    fi
+    say "RabbitMQ is up"
+}
+
+ensure_garage_binary() {
+    export PATH="$HOME/.cargo/bin:$PATH"
+    if ! command -v garage >/dev/null; then
+        say "installing Garage $GARAGE_VERSION (cargo install; about 10 minutes on 2 cores, once)"
+        cargo install garage --version "$GARAGE_VERSION" --locked
+    fi
+    local have
+    have=$(garage --version 2>/dev/null | head -n 1)
+    case "$have" in
+        *"$GARAGE_VERSION"*) ;;
+        *) say "warning: using $(command -v garage) ($have), not the pinned $GARAGE_VERSION" ;;
+    esac
+}
+
+write_garage_config() {
+    mkdir -p "$GARAGE_DIR/meta" "$GARAGE_DIR/data"
+    [ -s "$GARAGE_DIR/rpc_secret" ] || (umask 077; random_hex 32 > "$GARAGE_DIR/rpc_secret")
+    [ -s "$GARAGE_DIR/admin_token" ] || (umask 077; random_hex 32 > "$GARAGE_DIR/admin_token")
+    (umask 077; cat > "$GARAGE_CONFIG" <<TOML
+# Written by deploy/local/setup.sh: a single-node Garage on loopback.
+metadata_dir = "$GARAGE_DIR/meta"
+data_dir = "$GARAGE_DIR/data"
+db_engine = "sqlite"
+replication_factor = 1
+rpc_bind_addr = "127.0.0.1:$GARAGE_RPC_PORT"
+rpc_public_addr = "127.0.0.1:$GARAGE_RPC_PORT"
+rpc_secret = "$(cat "$GARAGE_DIR/rpc_secret")"
+
+[s3_api]
+s3_region = "garage"
+api_bind_addr = "127.0.0.1:$GARAGE_S3_PORT"
+root_domain = ".s3.garage.localhost"
+
+[admin]
+api_bind_addr = "127.0.0.1:$GARAGE_ADMIN_PORT"
+admin_token = "$(cat "$GARAGE_DIR/admin_token")"
+TOML
+    )
+}
+
+garage_running() {
+    [ -s "$GARAGE_DIR/garage.pid" ] && kill -0 "$(cat "$GARAGE_DIR/garage.pid")" 2>/dev/null \
+        && port_open 127.0.0.1 "$GARAGE_S3_PORT"
+}
+
+ensure_garage() {
+    ensure_garage_binary
+    write_garage_config
+    if ! garage_running; then
+        if port_open 127.0.0.1 "$GARAGE_S3_PORT"; then
+            die "port $GARAGE_S3_PORT is taken by something that is not this Garage ($GARAGE_DIR)"
+        fi
+        say "starting Garage (data in $GARAGE_DIR)"
+        nohup garage -c "$GARAGE_CONFIG" server >>"$GARAGE_DIR/garage.log" 2>&1 &
+        echo $! > "$GARAGE_DIR/garage.pid"
+        wait_for "Garage" 60 garage_cli status
+    fi
+    if garage_cli layout show | grep -q "No nodes currently have a role"; then
+        say "applying Garage's single-node layout"
+        local node
+        node=$(garage_cli node id -q | cut -d@ -f1)
+        garage_cli layout assign -z dc1 -c 10G "$node" >/dev/null
+        local version
+        version=$(garage_cli layout show | sed -n 's/^Current cluster layout version: //p')
+        garage_cli layout apply --version $((version + 1)) >/dev/null
+    fi
+    # One access key for the local services, generated once.
+    if [ ! -s "$GARAGE_DIR/key.env" ]; then
+        (umask 077; printf 'KEY_ID=GK%s\nSECRET=%s\n' "$(random_hex 12)" "$(random_hex 32)" \
+            > "$GARAGE_DIR/key.env")
+    fi
+    # shellcheck source=/dev/null
+    source "$GARAGE_DIR/key.env"
+    if ! garage_cli key info "$KEY_ID" >/dev/null 2>&1; then
+        garage_cli key import --yes -n arkiv-dev "$KEY_ID" "$SECRET" >/dev/null
+    fi
+    for region in $REGIONS; do
+        local bucket="arkiv-$region"
+        garage_cli bucket info "$bucket" >/dev/null 2>&1 || garage_cli bucket create "$bucket" >/dev/null
+        garage_cli bucket allow --read --write --owner "$bucket" --key "$KEY_ID" >/dev/null
+    done
+    say "Garage is up with buckets: $(for r in $REGIONS; do printf 'arkiv-%s ' "$r"; done)"
+}
+
+ensure_keys() {
+    mkdir -p "$ARKIV_STATE/keys"
+    for key in master transport; do
+        local file="$ARKIV_STATE/keys/$key.key"
+        [ -s "$file" ] || (umask 077; head -c 32 /dev/urandom | base64 > "$file")
+    done
+}
+
+# The official Microsoft and Google client libraries the simulator's
+# conformance test drives (tests/python/requirements.txt), in a venv.
+ensure_python_clients() {
+    local requirements="$REPO_ROOT/tests/python/requirements.txt"
+    local venv="$ARKIV_STATE/venv"
+    local stamp="$venv/.requirements.sha256"
+    local want
+    want=$(sha256sum "$requirements" | cut -d' ' -f1)
+    if [ -x "$venv/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
+        return
+    fi
+    say "installing the official client libraries into $venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
+    echo "$want" > "$stamp"
+}
+
+write_config() {
+    mkdir -p "$RUN_DIR"
+    # shellcheck source=/dev/null
+    source "$GARAGE_DIR/key.env"
+    (umask 077; {
+        cat <<TOML
+# Written by \`make setup\` for this machine's local servers; do not commit.
+# Every setting is documented in README.md (Configuration).
+
+[database]
+url = "postgres://postgres@127.0.0.1:5432/$DATABASE"
+
+[rabbitmq]
+url = "amqp://guest:guest@127.0.0.1:5672/%2f"
+
+[s3]
+endpoint = "http://127.0.0.1:$GARAGE_S3_PORT"
+region = "garage"
+access_key = "$KEY_ID"
+secret_key = "$SECRET"
+
+[s3.buckets]
+TOML
+        for region in $REGIONS; do echo "$region = \"arkiv-$region\""; done
+        cat <<TOML
+
+[keys]
+master_key_file = "$ARKIV_STATE/keys/master.key"
+transport_key_file = "$ARKIV_STATE/keys/transport.key"
+TOML
+    } > "$RUN_DIR/arkiv.toml")
+    say "wrote $RUN_DIR/arkiv.toml"
+}
+
+ensure_postgres
+ensure_rabbitmq
+ensure_garage
+ensure_keys
+ensure_python_clients
+write_config

@@ -1,0 +1,28 @@
+//! Arkiv's PostgreSQL schema as sea-orm migrations.
+//!
+//! Each migration is plain SQL in `sql/` (reviewed as SQL, with its
+//! comments), applied by sea-orm-migration, which records what ran in
+//! `seaql_migrations`. Every migration has a working `down`.
+//!
+//! Apply with `arkiv migrate up`; services refuse to start on a database
+//! with pending migrations (see `arkiv_db::ensure_migrated`).
+
+use sea_orm_migration::prelude::*;
+
+mod m20261122_000001_initial;
+
+#[derive(Debug)]
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261122_000001_initial::Migration)]
+    }
+}
+
+/// A migration written as an `up` and a `down` SQL script.
+async fn run_sql(manager: &SchemaManager<'_>, sql: &str) -> Result<(), DbErr> {
+    manager.get_connection().execute_unprepared(sql).await?;
+    Ok(())
+}

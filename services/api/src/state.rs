@@ -1,0 +1,98 @@
+//! What every handler shares: the database, the keys, the regions, and
+//! the providers' endpoints and Arkiv's own credentials with them.
+
+use std::sync::Arc;
+
+use arkiv_crypto::{BlindIndexKey, MasterKey, ServiceKey, SigningKey};
+use arkiv_db::sea_orm::DatabaseConnection;
+use arkiv_domain::Region;
+use arkiv_provider::google::ServiceAccount;
+use arkiv_provider::m365::{AppCredentials, Endpoints};
+use arkiv_runtime::{Settings, StartError};
+use url::Url;
+
+#[derive(Clone, Debug)]
+pub struct AppState(Arc<Inner>);
+
+#[derive(Debug)]
+pub struct Inner {
+    pub db: DatabaseConnection,
+    pub master: MasterKey,
+    pub service: ServiceKey,
+    pub blind: BlindIndexKey,
+    /// Signs OAuth `state` values.
+    pub signing: SigningKey,
+    pub regions: Vec<Region>,
+    pub public_url: Url,
+    pub m365: Endpoints,
+    /// Arkiv's multi-tenant app registration, if configured.
+    pub m365_app: Option<AppCredentials>,
+    pub google_api_root: Url,
+    /// Arkiv's service account, if configured.
+    pub google_sa: Option<ServiceAccount>,
+    pub http: reqwest::Client,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl AppState {
+    pub fn new(settings: &Settings, db: DatabaseConnection) -> Result<Self, StartError> {
+        let master = MasterKey::from_secret(&settings.keys()?.master_key()?);
+        let m365_app = match (&settings.m365.client_id, &settings.m365.client_secret) {
+            (Some(id), Some(secret)) => Some(AppCredentials {
+                client_id: id.clone(),
+                client_secret: secret.clone(),
+            }),
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(arkiv_config::ConfigError::missing("m365.client_secret").into())
+            }
+            (None, Some(_)) => {
+                return Err(arkiv_config::ConfigError::missing("m365.client_id").into())
+            }
+        };
+        let google_sa = match &settings.google.service_account_file {
+            None => None,
+            Some(path) => {
+                let json = std::fs::read_to_string(path).map_err(|e| {
+                    arkiv_config::ConfigError::invalid(
+                        "google.service_account_file",
+                        format!("{}: {e}", path.display()),
+                    )
+                })?;
+                Some(ServiceAccount::parse(&json).map_err(|e| {
+                    arkiv_config::ConfigError::invalid("google.service_account_file", e)
+                })?)
+            }
+        };
+        Ok(Self(Arc::new(Inner {
+            db,
+            service: master.service_key(),
+            blind: master.blind_index_key(),
+            signing: master.signing_key(),
+            master,
+            regions: settings.regions()?,
+            public_url: settings.api.public_url.clone(),
+            m365: Endpoints {
+                authority: settings.m365.authority_url.clone(),
+                graph: settings.m365.graph_url.clone(),
+            },
+            m365_app,
+            google_api_root: settings.google.api_root_url.clone(),
+            google_sa,
+            http: arkiv_provider::http_client(),
+        })))
+    }
+
+    pub fn principal_keys(&self) -> arkiv_db::principals::PrincipalKeys<'_> {
+        arkiv_db::principals::PrincipalKeys {
+            blind: &self.blind,
+            seal: &self.service,
+        }
+    }
+}

@@ -1,0 +1,452 @@
+//! The typed settings. Field doc comments are the operator documentation;
+//! README.md's configuration reference mirrors them.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use arkiv_domain::Region;
+use base64::Engine;
+use secrecy::{ExposeSecret, SecretBox, SecretString};
+use serde::Deserialize;
+use url::Url;
+
+use crate::ConfigError;
+
+/// Every setting of every Arkiv service.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    #[serde(default)]
+    pub log: LogSettings,
+    database: Option<DatabaseSettings>,
+    rabbitmq: Option<RabbitMqSettings>,
+    s3: Option<S3Settings>,
+    keys: Option<KeySettings>,
+    #[serde(default)]
+    pub api: ApiSettings,
+    #[serde(default)]
+    pub worker: WorkerSettings,
+    #[serde(default)]
+    pub scheduler: SchedulerSettings,
+    #[serde(default)]
+    pub m365: M365Settings,
+    #[serde(default)]
+    pub google: GoogleSettings,
+}
+
+impl Settings {
+    /// `[database]`: required by every service but the simulator.
+    pub fn database(&self) -> Result<&DatabaseSettings, ConfigError> {
+        self.database
+            .as_ref()
+            .ok_or_else(|| ConfigError::missing("database.url"))
+    }
+
+    /// `[rabbitmq]`: required by the API, connectors, worker and scheduler.
+    pub fn rabbitmq(&self) -> Result<&RabbitMqSettings, ConfigError> {
+        self.rabbitmq
+            .as_ref()
+            .ok_or_else(|| ConfigError::missing("rabbitmq.url"))
+    }
+
+    /// `[s3]`: required by the worker, the scheduler and the API (export).
+    pub fn s3(&self) -> Result<&S3Settings, ConfigError> {
+        let s3 = self
+            .s3
+            .as_ref()
+            .ok_or_else(|| ConfigError::missing("s3.endpoint"))?;
+        if s3.buckets.is_empty() {
+            return Err(ConfigError::invalid(
+                "s3.buckets",
+                "no region is configured; add one bucket per region, e.g. eu = \"arkiv-eu\"",
+            ));
+        }
+        Ok(s3)
+    }
+
+    /// `[keys]`: required wherever customer data or credentials are sealed.
+    pub fn keys(&self) -> Result<&KeySettings, ConfigError> {
+        self.keys
+            .as_ref()
+            .ok_or_else(|| ConfigError::missing("keys.master_key"))
+    }
+
+    /// The regions this deployment serves: the keys of `s3.buckets`.
+    pub fn regions(&self) -> Result<Vec<Region>, ConfigError> {
+        Ok(self.s3()?.buckets.keys().cloned().collect())
+    }
+}
+
+/// `[log]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    /// `human` (default) or `json`.
+    #[serde(default)]
+    pub format: LogFormat,
+    /// A tracing filter such as `info,sqlx=warn` (the default) or
+    /// `info,arkiv_worker=debug`; `RUST_LOG` overrides it.
+    #[serde(default = "default_log_filter")]
+    pub filter: String,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::default(),
+            filter: default_log_filter(),
+        }
+    }
+}
+
+fn default_log_filter() -> String {
+    // sqlx reports every NOTICE (such as "relation already exists") as info.
+    "info,sqlx=warn".into()
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Human,
+    Json,
+}
+
+/// `[database]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// PostgreSQL URL, e.g. `postgres://postgres@127.0.0.1:5432/arkiv`.
+    pub url: SecretString,
+    /// Connection pool size per process.
+    #[serde(
+        default = "default_max_connections",
+        deserialize_with = "lenient::number"
+    )]
+    pub max_connections: u32,
+}
+
+fn default_max_connections() -> u32 {
+    10
+}
+
+/// `[rabbitmq]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RabbitMqSettings {
+    /// AMQP URL including the vhost, e.g. `amqp://guest:guest@127.0.0.1:5672/%2f`.
+    pub url: SecretString,
+    /// Prefix of every exchange and queue Arkiv declares, so several
+    /// deployments (or test runs) can share one broker.
+    #[serde(default = "default_queue_prefix")]
+    pub queue_prefix: String,
+}
+
+fn default_queue_prefix() -> String {
+    "arkiv".into()
+}
+
+/// `[s3]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3Settings {
+    /// S3 endpoint, e.g. `http://127.0.0.1:3900` for the local Garage.
+    pub endpoint: Url,
+    /// The S3 signing region (Garage's `s3_region`; AWS's region name).
+    #[serde(default = "default_s3_region")]
+    pub region: String,
+    pub access_key: SecretString,
+    pub secret_key: SecretString,
+    /// Path-style addressing (`endpoint/bucket/key`), needed by Garage and MinIO.
+    #[serde(default = "default_true", deserialize_with = "lenient::boolean")]
+    pub path_style: bool,
+    /// A prefix put before every object key (tests use a fresh one each).
+    #[serde(default)]
+    pub key_prefix: String,
+    /// One bucket per data-residency region: `eu = "arkiv-eu"`.
+    #[serde(default)]
+    pub buckets: BTreeMap<Region, String>,
+}
+
+fn default_s3_region() -> String {
+    "garage".into()
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// `[keys]`: the master key-encryption key (KEK) and the transport key.
+/// Each is given inline (base64 of 32 bytes) or as a file holding that text.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeySettings {
+    #[serde(default)]
+    pub master_key: Option<SecretString>,
+    #[serde(default)]
+    pub master_key_file: Option<PathBuf>,
+    #[serde(default)]
+    pub transport_key: Option<SecretString>,
+    #[serde(default)]
+    pub transport_key_file: Option<PathBuf>,
+}
+
+/// 32 bytes of key material, wiped from memory on drop.
+pub type KeyBytes = SecretBox<[u8; 32]>;
+
+impl KeySettings {
+    /// The master key-encryption key, which wraps every tenant's keys.
+    pub fn master_key(&self) -> Result<KeyBytes, ConfigError> {
+        load_key(
+            "keys.master_key",
+            self.master_key.as_ref(),
+            self.master_key_file.as_ref(),
+        )
+    }
+
+    /// The key that seals work items on their way through RabbitMQ.
+    pub fn transport_key(&self) -> Result<KeyBytes, ConfigError> {
+        load_key(
+            "keys.transport_key",
+            self.transport_key.as_ref(),
+            self.transport_key_file.as_ref(),
+        )
+    }
+}
+
+fn load_key(
+    setting: &str,
+    inline: Option<&SecretString>,
+    file: Option<&PathBuf>,
+) -> Result<KeyBytes, ConfigError> {
+    let file_setting = format!("{setting}_file");
+    let text = match (inline, file) {
+        (Some(_), Some(_)) => {
+            return Err(ConfigError::invalid(
+                setting,
+                format!("give either `{setting}` or `{file_setting}`, not both"),
+            ))
+        }
+        (Some(inline), None) => SecretString::from(inline.expose_secret().trim().to_owned()),
+        (None, Some(path)) => std::fs::read_to_string(path)
+            .map(|t| SecretString::from(t.trim().to_owned()))
+            .map_err(|e| ConfigError::invalid(&file_setting, format!("{}: {e}", path.display())))?,
+        (None, None) => return Err(ConfigError::missing(setting)),
+    };
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text.expose_secret())
+        .map_err(|_| ConfigError::invalid(setting, "not base64"))?;
+    let key: [u8; 32] = bytes.try_into().map_err(|b: Vec<u8>| {
+        ConfigError::invalid(setting, format!("a key is 32 bytes, this is {}", b.len()))
+    })?;
+    Ok(SecretBox::new(Box::new(key)))
+}
+
+/// `[api]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiSettings {
+    /// Address the API listens on (loopback unless behind a proxy).
+    #[serde(default = "default_api_listen")]
+    pub listen: SocketAddr,
+    /// The URL people and OAuth redirects reach the API at.
+    #[serde(default = "default_api_public_url")]
+    pub public_url: Url,
+}
+
+impl Default for ApiSettings {
+    fn default() -> Self {
+        Self {
+            listen: default_api_listen(),
+            public_url: default_api_public_url(),
+        }
+    }
+}
+
+fn default_api_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+
+fn default_api_public_url() -> Url {
+    Url::parse("http://127.0.0.1:8080/").expect("valid default URL")
+}
+
+/// `[worker]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkerSettings {
+    /// Address of the worker's `/healthz` and `/metrics`.
+    #[serde(default = "default_worker_listen")]
+    pub listen: SocketAddr,
+    /// Regions whose queues this worker consumes; empty means every
+    /// configured region. From the environment: `eu,uk`.
+    #[serde(default, deserialize_with = "lenient::list")]
+    pub regions: Vec<Region>,
+}
+
+impl Default for WorkerSettings {
+    fn default() -> Self {
+        Self {
+            listen: default_worker_listen(),
+            regions: Vec::new(),
+        }
+    }
+}
+
+fn default_worker_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 9101))
+}
+
+/// `[scheduler]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SchedulerSettings {
+    /// Address of the scheduler's `/healthz` and `/metrics`.
+    #[serde(default = "default_scheduler_listen")]
+    pub listen: SocketAddr,
+}
+
+impl Default for SchedulerSettings {
+    fn default() -> Self {
+        Self {
+            listen: default_scheduler_listen(),
+        }
+    }
+}
+
+fn default_scheduler_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 9102))
+}
+
+/// `[m365]`: connector-m365 and the API's Microsoft consent flow.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct M365Settings {
+    /// Address of connector-m365's `/healthz` and `/metrics`.
+    #[serde(default = "default_m365_listen")]
+    pub listen: SocketAddr,
+    /// Microsoft identity platform; the simulator's URL in tests and the demo.
+    #[serde(default = "default_m365_authority")]
+    pub authority_url: Url,
+    /// Microsoft Graph base URL including the version segment.
+    #[serde(default = "default_graph_url")]
+    pub graph_url: Url,
+    /// The Arkiv app registration's application (client) id.
+    #[serde(default)]
+    pub client_id: Option<String>,
+    /// The app registration's client secret.
+    #[serde(default)]
+    pub client_secret: Option<SecretString>,
+}
+
+impl Default for M365Settings {
+    fn default() -> Self {
+        Self {
+            listen: default_m365_listen(),
+            authority_url: default_m365_authority(),
+            graph_url: default_graph_url(),
+            client_id: None,
+            client_secret: None,
+        }
+    }
+}
+
+fn default_m365_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 9103))
+}
+
+fn default_m365_authority() -> Url {
+    Url::parse("https://login.microsoftonline.com/").expect("valid default URL")
+}
+
+fn default_graph_url() -> Url {
+    Url::parse("https://graph.microsoft.com/v1.0").expect("valid default URL")
+}
+
+/// `[google]`: connector-google and the API's delegation check.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GoogleSettings {
+    /// Address of connector-google's `/healthz` and `/metrics`.
+    #[serde(default = "default_google_listen")]
+    pub listen: SocketAddr,
+    /// Root of the Google APIs (`/gmail/v1`, `/drive/v3`, `/calendar/v3` and
+    /// `/admin/directory/v1` hang below it); the simulator's URL in tests.
+    #[serde(default = "default_google_api_root")]
+    pub api_root_url: Url,
+    /// The service account key (JSON) used for domain-wide delegation.
+    #[serde(default)]
+    pub service_account_file: Option<PathBuf>,
+}
+
+impl Default for GoogleSettings {
+    fn default() -> Self {
+        Self {
+            listen: default_google_listen(),
+            api_root_url: default_google_api_root(),
+            service_account_file: None,
+        }
+    }
+}
+
+fn default_google_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 9104))
+}
+
+fn default_google_api_root() -> Url {
+    Url::parse("https://www.googleapis.com/").expect("valid default URL")
+}
+
+/// Deserializers for the few non-string settings, which also accept the
+/// string an environment variable gives.
+mod lenient {
+    use std::str::FromStr;
+
+    use serde::de::{DeserializeOwned, Error};
+    use serde::{Deserialize, Deserializer};
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OrString<T> {
+        Native(T),
+        Text(String),
+    }
+
+    fn parse<'de, D, T>(de: D) -> Result<T, D::Error>
+    where
+        D: Deserializer<'de>,
+        T: DeserializeOwned + FromStr,
+        T::Err: std::fmt::Display,
+    {
+        match OrString::<T>::deserialize(de)? {
+            OrString::Native(value) => Ok(value),
+            OrString::Text(text) => text.trim().parse().map_err(D::Error::custom),
+        }
+    }
+
+    pub fn number<'de, D: Deserializer<'de>>(de: D) -> Result<u32, D::Error> {
+        parse(de)
+    }
+
+    pub fn boolean<'de, D: Deserializer<'de>>(de: D) -> Result<bool, D::Error> {
+        parse(de)
+    }
+
+    pub fn list<'de, D, T>(de: D) -> Result<Vec<T>, D::Error>
+    where
+        D: Deserializer<'de>,
+        T: DeserializeOwned + FromStr,
+        T::Err: std::fmt::Display,
+    {
+        match OrString::<Vec<T>>::deserialize(de)? {
+            OrString::Native(values) => Ok(values),
+            OrString::Text(text) => text
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| s.parse().map_err(D::Error::custom))
+                .collect(),
+        }
+    }
+}

@@ -1,0 +1,122 @@
+//! The sealed envelope: `version (1 byte) || nonce (12) || ciphertext || tag (16)`.
+//!
+//! Nonces are random (96 bits). Each key seals at most a few billion
+//! envelopes in Arkiv's lifetime (one per chunk or metadata blob of one
+//! tenant), far below the 2^32 bound at which random GCM nonces need care.
+
+use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::{Aes256Gcm, Nonce};
+use rand::RngCore;
+
+const VERSION: u8 = 1;
+/// Length of the random nonce in an envelope.
+pub const NONCE_LEN: usize = 12;
+const TAG_LEN: usize = 16;
+/// Bytes an envelope adds to its plaintext.
+pub const OVERHEAD: usize = 1 + NONCE_LEN + TAG_LEN;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CryptoError {
+    /// Wrong key, wrong associated data, or tampered bytes. Permanent.
+    #[error("authentication failed: wrong key, wrong context or corrupted data")]
+    Authentication,
+    /// Too short or an unknown envelope version. Permanent.
+    #[error("malformed sealed data: {0}")]
+    Malformed(&'static str),
+}
+
+/// Seal `plaintext` under `key`, bound to `aad`.
+pub fn seal(key: &[u8; 32], plaintext: &[u8], aad: &[u8]) -> Vec<u8> {
+    let cipher = Aes256Gcm::new(key.into());
+    let mut nonce = [0u8; NONCE_LEN];
+    rand::thread_rng().fill_bytes(&mut nonce);
+    let ciphertext = cipher
+        .encrypt(
+            Nonce::from_slice(&nonce),
+            Payload {
+                msg: plaintext,
+                aad,
+            },
+        )
+        .expect("AES-GCM encryption cannot fail for in-memory buffers");
+    let mut out = Vec::with_capacity(OVERHEAD + plaintext.len());
+    out.push(VERSION);
+    out.extend_from_slice(&nonce);
+    out.extend_from_slice(&ciphertext);
+    out
+}
+
+/// Open an envelope made by [`seal`] with the same key and `aad`.
+pub fn open(key: &[u8; 32], sealed: &[u8], aad: &[u8]) -> Result<Vec<u8>, CryptoError> {
+    if sealed.len() < OVERHEAD {
+        return Err(CryptoError::Malformed("shorter than an envelope"));
+    }
+    if sealed[0] != VERSION {
+        return Err(CryptoError::Malformed("unknown envelope version"));
+    }
+    let (nonce, ciphertext) = sealed[1..].split_at(NONCE_LEN);
+    Aes256Gcm::new(key.into())
+        .decrypt(
+            Nonce::from_slice(nonce),
+            Payload {
+                msg: ciphertext,
+                aad,
+            },
+        )
+        .map_err(|_| CryptoError::Authentication)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: [u8; 32] = [42; 32];
+
+    #[test]
+    fn round_trip_and_overhead() {
+        for len in [0, 1, 1000, 70_000] {
+            let plain = vec![9u8; len];
+            let sealed = seal(&KEY, &plain, b"ctx");
+            assert_eq!(sealed.len(), len + OVERHEAD);
+            assert_eq!(open(&KEY, &sealed, b"ctx").unwrap(), plain);
+        }
+    }
+
+    #[test]
+    fn same_plaintext_seals_differently_each_time() {
+        assert_ne!(seal(&KEY, b"x", b""), seal(&KEY, b"x", b""));
+    }
+
+    #[test]
+    fn wrong_key_context_or_flipped_bit_fails() {
+        let sealed = seal(&KEY, b"secret", b"ctx");
+        assert_eq!(
+            open(&[1; 32], &sealed, b"ctx"),
+            Err(CryptoError::Authentication)
+        );
+        assert_eq!(
+            open(&KEY, &sealed, b"other"),
+            Err(CryptoError::Authentication)
+        );
+        let mut flipped = sealed.clone();
+        *flipped.last_mut().unwrap() ^= 1;
+        assert_eq!(
+            open(&KEY, &flipped, b"ctx"),
+            Err(CryptoError::Authentication)
+        );
+    }
+
+    #[test]
+    fn truncated_or_unknown_version_is_malformed() {
+        assert!(matches!(
+            open(&KEY, &[1, 2, 3], b""),
+            Err(CryptoError::Malformed(_))
+        ));
+        let mut sealed = seal(&KEY, b"x", b"");
+        sealed[0] = 99;
+        assert!(matches!(
+            open(&KEY, &sealed, b""),
+            Err(CryptoError::Malformed(_))
+        ));
+    }
+}

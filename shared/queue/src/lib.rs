@@ -1,0 +1,201 @@
+//! Arkiv's RabbitMQ layer.
+//!
+//! [`Broker`] owns one AMQP connection and names everything Arkiv declares
+//! with the configured `rabbitmq.queue_prefix`, so deployments and test runs
+//! can share a broker. [`Publisher`] publishes on a channel in confirm mode:
+//! [`Publisher::publish`] returns only once RabbitMQ has confirmed the
+//! message, which is what lets a connector store its cursor afterwards.
+//! Queues are durable quorum queues; consumers use manual acks.
+//!
+//! This crate moves opaque bytes. Work items are sealed before they get
+//! here, so RabbitMQ's disk never holds plaintext customer data.
+
+use arkiv_config::RabbitMqSettings;
+use futures::StreamExt;
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
+    ConfirmSelectOptions, QueueDeclareOptions, QueueDeleteOptions,
+};
+use lapin::types::{AMQPValue, FieldTable, ShortString};
+use lapin::Confirmation;
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
+use secrecy::ExposeSecret;
+
+pub use lapin;
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    /// Transient: the broker is unreachable or the connection dropped.
+    #[error("RabbitMQ: {0}")]
+    Amqp(#[from] lapin::Error),
+    /// The broker refused a message (negative acknowledgement); retry later.
+    #[error("RabbitMQ did not accept the message on {target} (nack)")]
+    Nacked { target: String },
+    /// The consumer was cancelled or its channel closed.
+    #[error("the consumer of {queue} stopped")]
+    ConsumerClosed { queue: String },
+}
+
+/// One connection to RabbitMQ.
+#[derive(Debug)]
+pub struct Broker {
+    connection: Connection,
+    prefix: String,
+}
+
+impl Broker {
+    pub async fn connect(settings: &RabbitMqSettings) -> Result<Self, QueueError> {
+        let connection = Connection::connect(
+            settings.url.expose_secret(),
+            ConnectionProperties::default().with_connection_name("arkiv".into()),
+        )
+        .await?;
+        Ok(Self {
+            connection,
+            prefix: settings.queue_prefix.clone(),
+        })
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.connection.status().connected()
+    }
+
+    /// The broker-wide name of an Arkiv queue or exchange: `{prefix}.{local}`.
+    pub fn name(&self, local: &str) -> String {
+        format!("{}.{local}", self.prefix)
+    }
+
+    pub async fn channel(&self) -> Result<Channel, QueueError> {
+        Ok(self.connection.create_channel().await?)
+    }
+
+    /// A publisher whose every publish is confirmed by the broker.
+    pub async fn publisher(&self) -> Result<Publisher, QueueError> {
+        let channel = self.channel().await?;
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await?;
+        Ok(Publisher { channel })
+    }
+
+    /// Declare a durable quorum queue (idempotent). `local` is prefixed.
+    pub async fn declare_quorum_queue(&self, local: &str) -> Result<String, QueueError> {
+        let name = self.name(local);
+        let mut args = FieldTable::default();
+        args.insert(
+            ShortString::from("x-queue-type"),
+            AMQPValue::LongString("quorum".into()),
+        );
+        self.channel()
+            .await?
+            .queue_declare(
+                name.as_str().into(),
+                QueueDeclareOptions {
+                    durable: true,
+                    ..QueueDeclareOptions::default()
+                },
+                args,
+            )
+            .await?;
+        Ok(name)
+    }
+
+    /// Delete a queue by its full name (tests clean up after themselves).
+    pub async fn delete_queue(&self, name: &str) -> Result<(), QueueError> {
+        self.channel()
+            .await?
+            .queue_delete(name.into(), QueueDeleteOptions::default())
+            .await?;
+        Ok(())
+    }
+
+    /// Consume `queue` (full name) with manual acks and at most `prefetch`
+    /// unacknowledged deliveries.
+    pub async fn consume(&self, queue: &str, prefetch: u16) -> Result<Consumer, QueueError> {
+        let channel = self.channel().await?;
+        channel
+            .basic_qos(prefetch, BasicQosOptions::default())
+            .await?;
+        let inner = channel
+            .basic_consume(
+                queue.into(),
+                "".into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        Ok(Consumer {
+            inner,
+            queue: queue.to_owned(),
+        })
+    }
+
+    pub async fn close(self) -> Result<(), QueueError> {
+        self.connection.close(200, "bye".into()).await?;
+        Ok(())
+    }
+}
+
+/// Publishes on a confirm-mode channel.
+#[derive(Debug)]
+pub struct Publisher {
+    channel: Channel,
+}
+
+impl Publisher {
+    /// Publish a persistent message and wait for the broker's confirm.
+    /// Returns [`QueueError::Nacked`] if the broker refuses it.
+    pub async fn publish(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        payload: &[u8],
+        properties: BasicProperties,
+    ) -> Result<(), QueueError> {
+        let confirmation = self
+            .channel
+            .basic_publish(
+                exchange.into(),
+                routing_key.into(),
+                BasicPublishOptions::default(),
+                payload,
+                properties.with_delivery_mode(2),
+            )
+            .await?
+            .await?;
+        match confirmation {
+            Confirmation::Ack(_) => Ok(()),
+            Confirmation::Nack(_) | Confirmation::NotRequested => Err(QueueError::Nacked {
+                target: format!("{exchange}/{routing_key}"),
+            }),
+        }
+    }
+}
+
+/// A stream of deliveries that must each be acked (or nacked) explicitly.
+#[derive(Debug)]
+pub struct Consumer {
+    inner: lapin::Consumer,
+    queue: String,
+}
+
+/// One delivered message.
+pub type Delivery = lapin::message::Delivery;
+
+impl Consumer {
+    /// The next delivery; `Err` if the consumer or its channel closed.
+    pub async fn next(&mut self) -> Result<Delivery, QueueError> {
+        match self.inner.next().await {
+            Some(delivery) => Ok(delivery?),
+            None => Err(QueueError::ConsumerClosed {
+                queue: self.queue.clone(),
+            }),
+        }
+    }
+}
+
+/// Acknowledge a delivery once its effects are durable.
+pub async fn ack(delivery: &Delivery) -> Result<(), QueueError> {
+    delivery.acker.ack(BasicAckOptions::default()).await?;
+    Ok(())
+}

@@ -1,0 +1,12 @@
+//! Arkiv's integration tests: one binary, a module per area. Each test gets
+//! its own database, queue prefix and S3 key prefix (see `arkiv_tests`).
+
+mod api;
+mod audit;
+mod config;
+mod deploy;
+mod migrations;
+mod queue;
+mod services;
+mod sim;
+mod store;
