@@ -28,6 +28,19 @@ export ARKIV_M365_GRAPH_URL="http://127.0.0.1:$SIM_PORT/v1.0"
 export ARKIV_GOOGLE_API_ROOT_URL="http://127.0.0.1:$SIM_PORT/"
 export ARKIV_LOG_FORMAT="${ARKIV_LOG_FORMAT:-json}"
 
+# Arkiv's Microsoft app registration and Google service account are the
+# simulator's: read them from its manifest (first tenant, first domain).
+sim_credentials() {
+    local manifest
+    manifest=$(curl -fsS --max-time 10 "http://127.0.0.1:$SIM_PORT/_sim/manifest") \
+        || die "the simulator's manifest is unavailable"
+    export ARKIV_M365_CLIENT_ID ARKIV_M365_CLIENT_SECRET ARKIV_GOOGLE_SERVICE_ACCOUNT_FILE
+    ARKIV_M365_CLIENT_ID=$(jq -r '.m365[0].client_id' <<< "$manifest")
+    ARKIV_M365_CLIENT_SECRET=$(jq -r '.m365[0].client_secret' <<< "$manifest")
+    ARKIV_GOOGLE_SERVICE_ACCOUNT_FILE="$RUN_DIR/google-service-account.json"
+    (umask 077; jq '.google[0].service_account' <<< "$manifest" > "$ARKIV_GOOGLE_SERVICE_ACCOUNT_FILE")
+}
+
 pid_of() { cat "$RUN_DIR/pids/$1.pid" 2>/dev/null || true; }
 alive() { local pid; pid=$(pid_of "$1"); [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; }
 healthy() { curl -fsS --max-time 5 "http://127.0.0.1:$1/healthz" >/dev/null 2>&1; }
@@ -71,6 +84,10 @@ up() {
     [ -s "$CONFIG" ] || die "$CONFIG is missing: run make setup"
     mkdir -p "$RUN_DIR/logs" "$RUN_DIR/pids"
     "$BIN_DIR/arkiv" --config "$CONFIG" migrate up >/dev/null
+    # The simulator first: the others are configured with its credentials.
+    start_one sim arkiv-sim "$SIM_PORT" "--listen 127.0.0.1:$SIM_PORT --dataset $SIM_DATASET"
+    await_one sim arkiv-sim "$SIM_PORT"
+    sim_credentials
     each_service start_one
     each_service await_one
     local token

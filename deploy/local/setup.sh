@@ -180,6 +180,15 @@ TOML
     say "wrote $RUN_DIR/arkiv.toml"
 }
 
+ensure_tools() {
+    local missing=()
+    for tool in curl jq; do
+        command -v "$tool" >/dev/null || missing+=("$tool")
+    done
+    [ "${#missing[@]}" -eq 0 ] || apt_install "${missing[@]}"
+}
+
+ensure_tools
 ensure_postgres
 ensure_rabbitmq
 ensure_garage

@@ -119,6 +119,9 @@ async fn set_faults(State(sim): State<Arc<Sim>>, body: Bytes) -> Response {
     }
     match serde_json::from_value::<Faults>(merged) {
         Ok(faults) => {
+            if let Err(why) = faults.validate() {
+                return bad(&format!("invalid fault settings: {why}"));
+            }
             *lock(&sim.faults) = faults.clone();
             Json(faults).into_response()
         }
@@ -421,12 +424,17 @@ async fn google_add_user(State(sim): State<Arc<Sim>>, Json(n): Json<NewUser>) ->
         family_name: family.into(),
         is_admin: false,
         messages: Default::default(),
-        labels: Default::default(),
+        labels: crate::dataset::system_labels(),
         history: vec![],
         history_floor: floor,
         calendars: [(primary.id.clone(), primary)].into_iter().collect(),
     };
     domain.users.insert(id.clone(), user);
+    let root = format!("0A{}", &uuid::Uuid::new_v4().simple().to_string()[..17]);
+    domain.files.insert(
+        root.clone(),
+        crate::dataset::my_drive_root(&root, &n.email, chrono::Utc::now()),
+    );
     (
         StatusCode::CREATED,
         Json(json!({ "id": id, "primaryEmail": n.email })),

@@ -33,6 +33,11 @@ pub struct Cursor {
     /// A time window fixed on the first request (calendarView/delta).
     #[serde(rename = "w", default, skip_serializing_if = "Option::is_none")]
     pub window: Option<String>,
+    /// Within an initial round: the listing key of the last item served.
+    /// Pages continue after it rather than at an offset, so an item added
+    /// or removed between pages shifts nothing and none is skipped.
+    #[serde(rename = "a", default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
 }
 
 impl Cursor {
@@ -64,6 +69,7 @@ mod tests {
             page: 10,
             extra: Some("subject".into()),
             window: None,
+            after: Some("m7".into()),
         };
         assert_eq!(Cursor::decode(&c.encode()), Some(c));
         assert_eq!(Cursor::decode("not-a-cursor"), None);

@@ -858,7 +858,26 @@ fn build_google(
     d
 }
 
-fn system_labels() -> BTreeMap<String, GmailLabel> {
+/// A user's My Drive root: a folder they own, with no parent.
+pub fn my_drive_root(id: &str, owner: &str, at: DateTime<Utc>) -> DriveFile {
+    DriveFile {
+        id: id.to_owned(),
+        name: "My Drive".into(),
+        mime_type: "application/vnd.google-apps.folder".into(),
+        parents: vec![],
+        drive_id: None,
+        owner: owner.to_owned(),
+        content: Content::stored(Vec::new()),
+        created: at,
+        modified: at,
+        version: 1,
+        trashed: false,
+        deleted: false,
+        app_properties: BTreeMap::new(),
+    }
+}
+
+pub fn system_labels() -> BTreeMap<String, GmailLabel> {
     [
         "INBOX",
         "SENT",
@@ -1099,25 +1118,8 @@ fn google_drive(world: &mut World, g: &mut Gen, spec: &DatasetSpec, d: &mut Goog
     ];
     for (i, (user_id, email)) in users.iter().enumerate() {
         let root = format!("0A{}", new_drive_id(&mut g.rng, 17));
-        // The user's My Drive root is a folder they own, with no parent.
-        d.files.insert(
-            root.clone(),
-            DriveFile {
-                id: root.clone(),
-                name: "My Drive".into(),
-                mime_type: "application/vnd.google-apps.folder".into(),
-                parents: vec![],
-                drive_id: None,
-                owner: email.clone(),
-                content: Content::stored(Vec::new()),
-                created: base_time(),
-                modified: base_time(),
-                version: 1,
-                trashed: false,
-                deleted: false,
-                app_properties: BTreeMap::new(),
-            },
-        );
+        d.files
+            .insert(root.clone(), my_drive_root(&root, email, base_time()));
         let folder = add(
             d,
             g,

@@ -231,6 +231,7 @@ fn list(ctx: &GCtx, cal: &str) -> Result<Response, Response> {
                 })?;
             c.upto = current;
             c.offset = 0;
+            c.after = None;
             c
         }
         (None, None) => Cursor {
@@ -264,11 +265,16 @@ fn list(ctx: &GCtx, cal: &str) -> Result<Response, Response> {
             .filter_map(|(_, id, _)| c.events.get(&id))
             .collect()
     };
-    let offset = cursor.offset as usize;
-    let page: Vec<Value> = events
+    // A full sync lists what exists now on every page, so it continues
+    // after the last event id served (events are kept in id order); a
+    // change round is fixed by its sequence range, so an offset is exact.
+    let start = match (&cursor.after, cursor.since) {
+        (Some(after), 0) => events.partition_point(|e| &e.id <= after),
+        _ => (cursor.offset as usize).min(events.len()),
+    };
+    let end = (start + max as usize).min(events.len());
+    let page: Vec<Value> = events[start..end]
         .iter()
-        .skip(offset)
-        .take(max as usize)
         .map(|e| event_json(c, e))
         .collect();
     let mut body = json!({
@@ -281,9 +287,10 @@ fn list(ctx: &GCtx, cal: &str) -> Result<Response, Response> {
         "defaultReminders": [{ "method": "popup", "minutes": 10 }],
         "items": page,
     });
-    if offset + (max as usize) < events.len() {
+    if end < events.len() {
         let next = Cursor {
-            offset: (offset + max as usize) as u64,
+            offset: end as u64,
+            after: events.get(end - 1).map(|e| e.id.clone()),
             ..cursor
         };
         body["nextPageToken"] = Value::from(next.encode());
@@ -292,6 +299,7 @@ fn list(ctx: &GCtx, cal: &str) -> Result<Response, Response> {
             since: cursor.upto,
             upto: 0,
             offset: 0,
+            after: None,
             ..cursor
         };
         body["nextSyncToken"] = Value::from(next.encode());

@@ -120,6 +120,8 @@ fn list(ctx: &GCtx) -> Response {
 }
 
 fn get(ctx: &GCtx, key: &str) -> Response {
+    // `is_admin` takes the world lock itself, so ask before holding it.
+    let admin = is_admin(ctx);
     let world = ctx.sim.world();
     let Some(domain) = world.domain(&ctx.domain) else {
         return error(
@@ -128,7 +130,7 @@ fn get(ctx: &GCtx, key: &str) -> Response {
             "Resource Not Found: userKey",
         );
     };
-    if !is_admin(ctx) && !key.eq_ignore_ascii_case(&ctx.subject) {
+    if !admin && !key.eq_ignore_ascii_case(&ctx.subject) {
         return error(
             StatusCode::FORBIDDEN,
             "forbidden",

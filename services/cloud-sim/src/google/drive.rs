@@ -283,9 +283,23 @@ fn changes(ctx: &GCtx) -> Result<Response, Response> {
     }
     let mut entries: Vec<(u64, &str)> = last.into_iter().map(|(id, seq)| (seq, id)).collect();
     entries.sort();
+    // The next page token is a sequence number, so a page never ends inside
+    // a group of changes that share one (a folder trashed with its files):
+    // it stops before the group, or takes the whole group when the group
+    // alone is larger than a page.
+    let mut take = entries.len().min(page_size);
+    if take < entries.len() {
+        let cut = entries[take].0;
+        while take > 0 && entries[take - 1].0 == cut {
+            take -= 1;
+        }
+        if take == 0 {
+            take = entries.partition_point(|(seq, _)| *seq <= cut);
+        }
+    }
     let mut changes = Vec::new();
     let mut last_seq = since;
-    for (seq, id) in entries.iter().take(page_size) {
+    for (seq, id) in &entries[..take] {
         last_seq = *seq;
         let Some(f) = d.files.get(*id) else { continue };
         let removed = f.deleted || !visible(d, user, f);
@@ -308,7 +322,7 @@ fn changes(ctx: &GCtx) -> Result<Response, Response> {
         changes.push(change);
     }
     let mut body = json!({ "kind": "drive#changeList", "changes": changes });
-    if entries.len() > page_size {
+    if take < entries.len() {
         body["nextPageToken"] = Value::from(last_seq.to_string());
     } else {
         body["newStartPageToken"] = Value::from(current.to_string());
@@ -621,7 +635,19 @@ fn write(ctx: &GCtx, target: UploadTarget) -> Result<Response, Response> {
     );
     match upload {
         None => {
-            let metadata = ctx.json_body()?;
+            let mut metadata = ctx.json_body()?;
+            // Without a mimeType in the metadata, Drive takes the media's
+            // type from X-Upload-Content-Type.
+            let media_type = ctx
+                .headers
+                .get("x-upload-content-type")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            if let (Some(object), Some(media_type)) = (metadata.as_object_mut(), media_type) {
+                object
+                    .entry("mimeType")
+                    .or_insert_with(|| Value::from(media_type));
+            }
             Ok(upload::start_session(
                 ctx,
                 UploadTarget::Drive {

@@ -177,10 +177,16 @@ fn create_label(ctx: &GCtx, user_id: &str) -> Result<Response, Response> {
 
 fn list(ctx: &GCtx, user_id: &str) -> Result<Response, Response> {
     let max = ctx.bounded("maxResults", 100, 500)?;
-    let offset = match ctx.param("pageToken") {
-        None => 0,
-        Some(t) => match Cursor::decode(t) {
-            Some(c) if c.collection == "gmail-list" => c.offset as usize,
+    // A page token names the last message served (newest first), so a
+    // message arriving or leaving between pages shifts nothing.
+    let after: Option<(i64, String)> = match ctx.param("pageToken") {
+        None => None,
+        Some(t) => match Cursor::decode(t).and_then(|c| {
+            let key = c.after.filter(|_| c.collection == "gmail-list")?;
+            let (date, id) = key.split_once('/')?;
+            Some((date.parse::<i64>().ok()?, id.to_owned()))
+        }) {
+            Some(key) => Some(key),
             _ => {
                 return Err(super::param_error(
                     StatusCode::BAD_REQUEST,
@@ -234,20 +240,22 @@ fn list(ctx: &GCtx, user_id: &str) -> Result<Response, Response> {
                 .cmp(&a.internal_date_ms)
                 .then(b.id.cmp(&a.id))
         });
-        let page: Vec<Value> = matching
+        let start = after.as_ref().map_or(0, |(date, id)| {
+            matching.partition_point(|m| (m.internal_date_ms, &m.id) >= (*date, id))
+        });
+        let served = &matching[start..(start + max as usize).min(matching.len())];
+        let page: Vec<Value> = served
             .iter()
-            .skip(offset)
-            .take(max as usize)
             .map(|m| json!({ "id": m.id, "threadId": m.thread_id }))
             .collect();
         let mut body = json!({ "resultSizeEstimate": matching.len() });
         if !page.is_empty() {
             body["messages"] = Value::from(page);
         }
-        if offset + (max as usize) < matching.len() {
+        if let (true, Some(last)) = (start + served.len() < matching.len(), served.last()) {
             let c = Cursor {
                 collection: "gmail-list".into(),
-                offset: (offset + max as usize) as u64,
+                after: Some(format!("{}/{}", last.internal_date_ms, last.id)),
                 ..Cursor::default()
             };
             body["nextPageToken"] = Value::from(c.encode());

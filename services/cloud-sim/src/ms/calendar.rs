@@ -206,6 +206,59 @@ fn parse_time(raw: &str) -> Option<DateTime<Utc>> {
 
 /// `calendarView/delta`: the window is fixed by the first request and
 /// carried in the tokens.
+/// The simulator models one calendar per mailbox, the default one. Its id
+/// is derived from the user's, so it is stable across resets.
+fn calendar_json(u: &M365User) -> Value {
+    json!({
+        "id": format!("AAMkCal{}", u.id.replace('-', "")),
+        "name": "Calendar",
+        "color": "auto",
+        "isDefaultCalendar": true,
+        "canEdit": true,
+        "canShare": true,
+        "canViewPrivateItems": true,
+        "changeKey": "sim",
+        "owner": { "name": u.display_name, "address": u.upn },
+    })
+}
+
+/// `GET /users/{u}/calendars`: the mailbox's calendars.
+pub fn calendars(ctx: &Ctx, user_ref: &str) -> Response {
+    let mut world = ctx.sim.world();
+    match user(ctx, &mut world, user_ref) {
+        Ok(u) => ctx.ok(json!({
+            "@odata.context": format!("{}/$metadata#users('{user_ref}')/calendars", ctx.graph_base),
+            "value": [calendar_json(u)],
+        })),
+        Err(r) => r,
+    }
+}
+
+/// `GET /users/{u}/calendar` or `/users/{u}/calendars/{id}`; `None` for
+/// the default calendar.
+pub fn calendar(ctx: &Ctx, user_ref: &str, id: Option<&str>) -> Response {
+    let mut world = ctx.sim.world();
+    let u = match user(ctx, &mut world, user_ref) {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
+    let cal = calendar_json(u);
+    if id.is_some_and(|id| !cal["id"].as_str().is_some_and(|c| c.eq_ignore_ascii_case(id))) {
+        return ctx.not_found("calendar");
+    }
+    ctx.ok(cal)
+}
+
+/// Whether `id` names the user's (only) calendar.
+pub fn is_calendar(ctx: &Ctx, user_ref: &str, id: &str) -> bool {
+    let mut world = ctx.sim.world();
+    user(ctx, &mut world, user_ref).is_ok_and(|u| {
+        calendar_json(u)["id"]
+            .as_str()
+            .is_some_and(|c| c.eq_ignore_ascii_case(id))
+    })
+}
+
 pub fn delta(ctx: &Ctx, user_ref: &str) -> Response {
     let user_id = {
         let mut world = ctx.sim.world();
@@ -240,10 +293,11 @@ pub fn delta(ctx: &Ctx, user_ref: &str) -> Response {
         Ok(u) => u,
         Err(r) => return r,
     };
-    let items: Vec<Value> = if round.is_initial() {
+    let items: Vec<delta::Keyed> = if round.is_initial() {
         u.events
             .values()
             .flat_map(|e| instances(e, from, to))
+            .map(|v| (v["id"].as_str().unwrap_or_default().to_owned(), v))
             .collect()
     } else {
         let mut out = Vec::new();
@@ -275,7 +329,7 @@ pub fn delta(ctx: &Ctx, user_ref: &str) -> Response {
                 None => out.push(delta::removed(&id, "deleted", EVENT_TYPE)),
             }
         }
-        out
+        out.into_iter().map(|v| (String::new(), v)).collect()
     };
     drop(world);
     let link = format!("users/{user_ref}/calendarView/delta()");

@@ -44,8 +44,10 @@ pub fn start(
     default_page: u32,
     style: LinkStyle,
 ) -> Result<Round, Response> {
-    let world_seq = ctx.sim.world().current_seq();
-    let epoch = ctx.sim.world().epoch;
+    let (world_seq, epoch) = {
+        let world = ctx.sim.world();
+        (world.current_seq(), world.epoch)
+    };
     let token = match style {
         LinkStyle::Outlook => ctx
             .param("$skiptoken")
@@ -69,6 +71,7 @@ pub fn start(
                 page,
                 extra: ctx.param("$select").map(str::to_owned),
                 window: None,
+                after: None,
             },
         });
     };
@@ -84,6 +87,7 @@ pub fn start(
                 page,
                 extra: None,
                 window: None,
+                after: None,
             },
         });
     }
@@ -108,6 +112,7 @@ pub fn start(
         // A deltaLink: the next round's snapshot is now.
         cursor.upto = world_seq;
         cursor.offset = 0;
+        cursor.after = None;
     }
     Ok(Round { cursor })
 }
@@ -149,28 +154,46 @@ pub fn expired(ctx: &Ctx, style: LinkStyle) -> Response {
     }
 }
 
+/// One entry of a round's listing: a key that orders the initial listing
+/// (ignored in change rounds, which are fixed by their sequence range) and
+/// the item's JSON.
+pub type Keyed = (String, Value);
+
 /// Answer one page of `round` over `items` (already computed for the whole
 /// round); `link_path` is the path of the links to emit.
+///
+/// An initial round lists what exists *now* on every page, so it pages by
+/// key (after the last key served): an item created or deleted between
+/// pages cannot shift another out of view. Whatever changed meanwhile has a
+/// sequence number past the round's snapshot and comes in the next round.
+/// A change round's listing is fixed by its `(since, upto]` range, so an
+/// offset is exact there.
 pub fn respond(
     ctx: &Ctx,
     round: Round,
-    items: Vec<Value>,
+    mut items: Vec<Keyed>,
     link_path: &str,
     style: LinkStyle,
     context: &str,
 ) -> Response {
     let mut cursor = round.cursor;
-    let offset = if cursor.offset == u64::MAX {
+    let initial = cursor.since == 0;
+    let start = if cursor.offset == u64::MAX {
         items.len()
+    } else if initial {
+        items.sort_by(|a, b| a.0.cmp(&b.0));
+        match &cursor.after {
+            Some(after) => items.partition_point(|(k, _)| k <= after),
+            None => 0,
+        }
     } else {
-        cursor.offset as usize
+        (cursor.offset as usize).min(items.len())
     };
-    let end = (offset + cursor.page as usize).min(items.len());
-    let page: Vec<Value> = items
-        .get(offset.min(items.len())..end)
-        .unwrap_or_default()
+    let end = start.saturating_add(cursor.page as usize).min(items.len());
+    let served = &items[start..end];
+    let page: Vec<Value> = served
         .iter()
-        .map(|v| crate::ms::users::select(v.clone(), cursor.extra.as_deref()))
+        .map(|(_, v)| crate::ms::users::select(v.clone(), cursor.extra.as_deref()))
         .collect();
     let mut body = json!({
         "@odata.context": format!("{}/$metadata#{context}", ctx.graph_base),
@@ -181,13 +204,18 @@ pub fn respond(
         LinkStyle::Drive => ("token", "token"),
     };
     if end < items.len() {
-        cursor.offset = end as u64;
+        if initial {
+            cursor.after = served.last().map(|(k, _)| k.clone()).or(cursor.after);
+        } else {
+            cursor.offset = end as u64;
+        }
         body["@odata.nextLink"] = Value::from(ctx.link(link_path, &[(next_key, &cursor.encode())]));
     } else {
         let next_round = Cursor {
             since: cursor.upto,
             upto: 0,
             offset: 0,
+            after: None,
             ..cursor
         };
         body["@odata.deltaLink"] =

@@ -351,18 +351,25 @@ fn delta(ctx: &Ctx, drive: &DriveRef) -> Response {
         Err(r) => return r,
     };
     let d = &u.drive;
-    let items: Vec<Value> = if round.is_initial() {
-        // Parents before children, as OneDrive lists them.
-        let mut live: Vec<&DriveItem> = d.items.values().filter(|i| !i.deleted).collect();
-        live.sort_by_key(|i| (depth(d, i), i.id.clone()));
-        live.into_iter()
-            .map(|i| item_json(ctx, d, i, false))
+    let items: Vec<delta::Keyed> = if round.is_initial() {
+        // Parents before children, as OneDrive lists them: the key orders
+        // by depth, then id.
+        d.items
+            .values()
+            .filter(|i| !i.deleted)
+            .map(|i| {
+                let key = format!("{:04}/{}", depth(d, i), i.id);
+                (key, item_json(ctx, d, i, false))
+            })
             .collect()
     } else {
         d.log
             .changes(round.cursor.since, round.cursor.upto)
             .into_iter()
-            .filter_map(|(_, id, _)| d.items.get(&id).map(|i| item_json(ctx, d, i, false)))
+            .filter_map(|(_, id, _)| {
+                let item = d.items.get(&id)?;
+                Some((id, item_json(ctx, d, item, false)))
+            })
             .collect()
     };
     drop(world);

@@ -175,12 +175,12 @@ pub fn folders_delta(ctx: &Ctx, user: &str) -> Response {
         Err(r) => return r,
     };
     let root = root_id(mailbox);
-    let items: Vec<Value> = if round.is_initial() {
+    let items: Vec<delta::Keyed> = if round.is_initial() {
         mailbox
             .folders
             .values()
             .filter(|f| f.id != root)
-            .map(|f| folder_json(mailbox, f))
+            .map(|f| (f.id.clone(), folder_json(mailbox, f)))
             .collect()
     } else {
         mailbox
@@ -188,8 +188,11 @@ pub fn folders_delta(ctx: &Ctx, user: &str) -> Response {
             .changes(round.cursor.since, round.cursor.upto)
             .into_iter()
             .map(|(_, id, removed)| match mailbox.folders.get(&id) {
-                Some(f) if !removed => folder_json(mailbox, f),
-                _ => delta::removed(&id, "deleted", "#microsoft.graph.mailFolder"),
+                Some(f) if !removed => (id, folder_json(mailbox, f)),
+                _ => {
+                    let gone = delta::removed(&id, "deleted", "#microsoft.graph.mailFolder");
+                    (id, gone)
+                }
             })
             .collect()
     };
@@ -413,22 +416,25 @@ pub fn messages_delta(ctx: &Ctx, user: &str, folder: &str) -> Response {
     let Some(f) = mailbox.folders.get(&fid) else {
         return ctx.not_found("folder");
     };
-    let items: Vec<Value> = if round.is_initial() {
+    let items: Vec<delta::Keyed> = if round.is_initial() {
         mailbox
             .messages
             .values()
             .filter(|m| m.folder_id == fid)
-            .map(message_json)
+            .map(|m| (m.id.clone(), message_json(m)))
             .collect()
     } else {
         f.log
             .changes(round.cursor.since, round.cursor.upto)
             .into_iter()
-            .map(|(_, id, removed)| match mailbox.messages.get(&id) {
-                Some(m) if !removed && m.folder_id == fid => message_json(m),
-                // Moved elsewhere (restorable): "changed"; gone: "deleted".
-                Some(_) => delta::removed(&id, "changed", MESSAGE_TYPE),
-                None => delta::removed(&id, "deleted", MESSAGE_TYPE),
+            .map(|(_, id, removed)| {
+                let entry = match mailbox.messages.get(&id) {
+                    Some(m) if !removed && m.folder_id == fid => message_json(m),
+                    // Moved elsewhere (restorable): "changed"; gone: "deleted".
+                    Some(_) => delta::removed(&id, "changed", MESSAGE_TYPE),
+                    None => delta::removed(&id, "deleted", MESSAGE_TYPE),
+                };
+                (id, entry)
             })
             .collect()
     };
@@ -672,23 +678,49 @@ fn message_from_json(body: &Value, now: DateTime<Utc>) -> Result<Message, String
         .and_then(Value::as_array)
         .map(|a| a.iter().map(address).collect())
         .unwrap_or_default();
-    let sent = time("sentDateTime")?.unwrap_or(now);
-    let received = time("receivedDateTime")?.unwrap_or(sent);
-    // PidTagMessageFlags with MSGFLAG_READ... a message is a draft unless
-    // the flags say otherwise (bit 0x8 = unsent).
-    let flags = obj
+    // Restores set the original times through extended properties:
+    // PidTagClientSubmitTime (0x0039) and PidTagMessageDeliveryTime (0x0E06).
+    let props: Vec<&Value> = obj
         .get("singleValueExtendedProperties")
         .and_then(Value::as_array)
-        .and_then(|props| {
-            props.iter().find(|p| {
-                p["id"]
-                    .as_str()
-                    .is_some_and(|id| id.eq_ignore_ascii_case("Integer 0x0E07"))
+        .map(|a| a.iter().collect())
+        .unwrap_or_default();
+    let prop = |id: &str| -> Option<&str> {
+        props
+            .iter()
+            .find(|p| p["id"].as_str().is_some_and(|p| p.eq_ignore_ascii_case(id)))
+            .and_then(|p| p["value"].as_str())
+    };
+    let prop_time = |id: &str| -> Result<Option<DateTime<Utc>>, String> {
+        prop(id)
+            .map(|t| {
+                DateTime::parse_from_rfc3339(t)
+                    .map(|d| d.with_timezone(&Utc))
+                    .map_err(|_| format!("Cannot convert the literal '{t}' to the expected type 'Edm.DateTimeOffset'."))
             })
-        })
-        .and_then(|p| p["value"].as_str().and_then(|v| v.parse::<u32>().ok()));
+            .transpose()
+    };
+    let sent = match prop_time("SystemTime 0x0039")? {
+        Some(t) => t,
+        None => time("sentDateTime")?.unwrap_or(now),
+    };
+    let received = match prop_time("SystemTime 0x0E06")? {
+        Some(t) => t,
+        None => time("receivedDateTime")?.unwrap_or(sent),
+    };
+    // PidTagMessageFlags (0x0E07): a message is a draft unless the flags
+    // say otherwise (bit 0x8 = unsent).
+    let flags = prop("Integer 0x0E07").and_then(|v| v.parse::<u32>().ok());
     let is_draft = flags.is_none_or(|f| f & 0x8 != 0);
-    let message_id = format!("<{}@sim.outlook.invalid>", uuid::Uuid::new_v4().simple());
+    let message_id = match obj.get("internetMessageId").and_then(Value::as_str) {
+        Some(id) if id.starts_with('<') && id.ends_with('>') && id.contains('@') => id.to_owned(),
+        Some(id) => {
+            return Err(format!(
+                "The internetMessageId '{id}' is not a valid RFC 5322 message id."
+            ))
+        }
+        None => format!("<{}@sim.outlook.invalid>", uuid::Uuid::new_v4().simple()),
+    };
     let spec = MailSpec::new(
         message_id.clone(),
         from.clone(),

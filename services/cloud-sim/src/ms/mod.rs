@@ -268,13 +268,22 @@ impl Ctx {
     /// An absolute link back into Graph with the given path and query.
     pub fn link(&self, path: &str, query: &[(&str, &str)]) -> String {
         let mut url = format!("{}/{}", self.graph_base, path.trim_start_matches('/'));
-        if !query.is_empty() {
-            url.push('?');
-            url.push_str(
-                &url::form_urlencoded::Serializer::new(String::new())
-                    .extend_pairs(query)
-                    .finish(),
-            );
+        // Graph writes OData system options with a literal `$`
+        // (`?$skiptoken=...`); values are percent-encoded.
+        for (i, (key, value)) in query.iter().enumerate() {
+            url.push(if i == 0 { '?' } else { '&' });
+            let encode = |s: &str| {
+                url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>()
+            };
+            match key.strip_prefix('$') {
+                Some(option) => {
+                    url.push('$');
+                    url.push_str(&encode(option));
+                }
+                None => url.push_str(&encode(key)),
+            }
+            url.push('=');
+            url.push_str(&encode(value));
         }
         url
     }
@@ -596,6 +605,19 @@ fn route(ctx: &Ctx) -> Response {
         }
         (&M::POST, ["users", _, "events"] | ["users", _, "calendar", "events"]) => {
             calendar::create(ctx, r(1))
+        }
+        (&M::GET, ["users", _, "calendars"]) => calendar::calendars(ctx, r(1)),
+        (&M::GET, ["users", _, "calendar"]) => calendar::calendar(ctx, r(1), None),
+        (&M::GET, ["users", _, "calendars", _]) => calendar::calendar(ctx, r(1), Some(r(3))),
+        (&M::GET | &M::POST, ["users", _, "calendars", _, "events"]) => {
+            if !calendar::is_calendar(ctx, r(1), r(3)) {
+                return ctx.not_found("calendar");
+            }
+            if ctx.method == M::GET {
+                calendar::list(ctx, r(1))
+            } else {
+                calendar::create(ctx, r(1))
+            }
         }
         (&M::GET, ["users", _, "events", _]) => calendar::get(ctx, r(1), r(3)),
         (&M::PATCH, ["users", _, "events", _]) => calendar::update(ctx, r(1), r(3)),
