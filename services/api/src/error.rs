@@ -152,8 +152,20 @@ where
         let de = &mut serde_json::Deserializer::from_slice(&bytes);
         serde_path_to_error::deserialize(de).map(Json).map_err(|e| {
             let path = e.path().to_string();
-            let field = if path == "." { "body".to_owned() } else { path };
-            ApiError::invalid(&field, e.inner().to_string())
+            let message = e.inner().to_string();
+            // serde reports a missing field at its parent's path; name the
+            // field itself ("missing field `admin_email` at line 1 ...").
+            let missing = message
+                .strip_prefix("missing field `")
+                .and_then(|rest| rest.split_once('`'))
+                .map(|(name, _)| name.to_owned());
+            let field = match (path.as_str(), missing) {
+                (".", Some(name)) => name,
+                (".", None) => "body".to_owned(),
+                (_, Some(name)) => format!("{path}.{name}"),
+                (_, None) => path,
+            };
+            ApiError::invalid(&field, message)
         })
     }
 }

@@ -221,11 +221,26 @@ impl Faults {
     /// Refuse settings the simulator cannot honour, naming the setting.
     pub fn validate(&self) -> Result<(), String> {
         let checks: [(bool, &str); 6] = [
-            (self.latency_ms <= 60_000, "latency_ms must be at most 60000"),
-            ((0.0..=1.0).contains(&self.error_rate), "error_rate must be between 0 and 1"),
-            (self.mailbox_concurrency >= 1, "mailbox_concurrency must be at least 1"),
-            ((1..=3600).contains(&self.retry_after_secs), "retry_after_secs must be between 1 and 3600"),
-            ((1..=86_400).contains(&self.token_lifetime_secs), "token_lifetime_secs must be between 1 and 86400"),
+            (
+                self.latency_ms <= 60_000,
+                "latency_ms must be at most 60000",
+            ),
+            (
+                (0.0..=1.0).contains(&self.error_rate),
+                "error_rate must be between 0 and 1",
+            ),
+            (
+                self.mailbox_concurrency >= 1,
+                "mailbox_concurrency must be at least 1",
+            ),
+            (
+                (1..=3600).contains(&self.retry_after_secs),
+                "retry_after_secs must be between 1 and 3600",
+            ),
+            (
+                self.token_lifetime_secs <= 86_400,
+                "token_lifetime_secs must be at most 86400",
+            ),
             (
                 [self.mailbox_budget, self.user_budget]
                     .iter()

@@ -6,6 +6,8 @@ use serde_json::Value;
 
 use super::*;
 
+/// Run the CLI. It blocks its thread, so the test runs on a multi-threaded
+/// runtime: the API and the simulator it calls are served by the others.
 fn arkiv(api: &TestApi, token: &str, args: &[&str]) -> Value {
     let mut command = std::process::Command::new(arkiv_tests::bin_path("arkiv"));
     for (key, _) in std::env::vars_os() {
@@ -34,7 +36,7 @@ fn id(v: &Value) -> String {
     v["id"].as_str().expect("an id").to_owned()
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_partner_onboards_a_customer_who_connects_both_providers_from_the_cli() {
     let api = TestApi::start().await;
     let op = api.operator.clone();

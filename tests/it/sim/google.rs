@@ -759,3 +759,85 @@ async fn per_user_rate_limits_answer_with_googles_error_bodies() {
     assert!(stats(&sim).await["throttled"].as_u64().unwrap() >= 3);
     sim.stop().await;
 }
+
+/// Deleting a folder logs its files under one change number; a page of
+/// `changes.list` never ends inside such a group, or the next page token
+/// (a change number) would skip the rest of it.
+#[tokio::test]
+async fn changes_sharing_one_change_number_are_never_split_across_pages() {
+    let sim = start().await;
+    let d = domain(&sim).await;
+    let t = token(&d, &d.users[0], SCOPES).await.unwrap();
+    let http = reqwest::Client::new();
+    let api = format!("{}/drive/v3", sim.base_url());
+    let create = |body: Value| {
+        let (http, t, api) = (http.clone(), t.clone(), api.clone());
+        async move {
+            let r: Value = http
+                .post(format!("{api}/files"))
+                .bearer_auth(t)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            r["id"].as_str().expect("created").to_owned()
+        }
+    };
+    let folder =
+        create(json!({ "name": "Old stuff", "mimeType": "application/vnd.google-apps.folder" }))
+            .await;
+    let mut doomed = vec![folder.clone()];
+    for n in 0..3 {
+        doomed.push(create(json!({ "name": format!("note {n}.txt"), "parents": [folder] })).await);
+    }
+    let start: Value = http
+        .get(format!("{api}/changes/startPageToken"))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut token = start["startPageToken"].as_str().unwrap().to_owned();
+    // One change before the group, so a page of two would cut into it.
+    let before = create(json!({ "name": "unrelated.txt" })).await;
+    let r = http
+        .delete(format!("{api}/files/{folder}"))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+
+    let mut seen = Vec::new();
+    loop {
+        let page: Value = http
+            .get(format!("{api}/changes?pageToken={token}&pageSize=2"))
+            .bearer_auth(&t)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        for c in page["changes"].as_array().unwrap() {
+            seen.push(c["fileId"].as_str().unwrap().to_owned());
+        }
+        match page["nextPageToken"].as_str() {
+            Some(next) => token = next.to_owned(),
+            None => break,
+        }
+    }
+    assert!(seen.contains(&before), "{seen:?}");
+    for id in &doomed {
+        assert!(
+            seen.contains(id),
+            "the deletion of {id} was reported: {seen:?}"
+        );
+    }
+    sim.stop().await;
+}

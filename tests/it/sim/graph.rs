@@ -855,3 +855,161 @@ async fn a_mailbox_over_its_request_budget_is_told_when_to_come_back() {
     );
     sim.stop().await;
 }
+
+/// An initial round lists what exists now on every page: a message deleted
+/// after it was served, and one arriving mid-round, shift nothing, so no
+/// other message is skipped. The new one comes in the next round.
+#[tokio::test]
+async fn an_initial_delta_round_skips_nothing_when_the_folder_changes_between_pages() {
+    let sim = start().await;
+    let token = graph_token(&sim).await;
+    let user = first_user(&sim).await;
+    let http = reqwest::Client::new();
+    let get = |url: String| {
+        let (http, token) = (http.clone(), token.clone());
+        async move {
+            let r = http
+                .get(url)
+                .bearer_auth(token)
+                .header("prefer", "odata.maxpagesize=2")
+                .send()
+                .await
+                .unwrap();
+            assert!(r.status().is_success(), "{}", r.status());
+            r.json::<Value>().await.unwrap()
+        }
+    };
+    let inbox = format!("{}/v1.0/users/{user}/mailFolders/inbox", sim.base_url());
+    let before: BTreeSet<String> = get(format!("{inbox}/messages?$top=999&$select=id")).await
+        ["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(before.len() >= 4, "the tiny inbox has a few messages");
+
+    let first = get(format!("{inbox}/messages/delta")).await;
+    let served: Vec<String> = first["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap().to_owned())
+        .collect();
+    let next = first["@odata.nextLink"].as_str().expect("more pages");
+    assert!(
+        next.contains("?$skiptoken="),
+        "Graph spells the option literally: {next}"
+    );
+
+    // Between pages: a served message is deleted and a new one arrives.
+    let deleted = http
+        .delete(format!(
+            "{}/v1.0/users/{user}/messages/{}",
+            sim.base_url(),
+            served[0]
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 204);
+    let created: Value = http
+        .post(format!("{inbox}/messages"))
+        .bearer_auth(&token)
+        .json(&json!({ "subject": "arrived mid-round" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+
+    let mut seen = served.clone();
+    let mut page = get(next.to_owned()).await;
+    loop {
+        seen.extend(
+            page["value"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| m["id"].as_str().unwrap().to_owned()),
+        );
+        match page["@odata.nextLink"].as_str() {
+            Some(link) => page = get(link.to_owned()).await,
+            None => break,
+        }
+    }
+    let unique: BTreeSet<String> = seen.iter().cloned().collect();
+    assert_eq!(unique.len(), seen.len(), "nothing is served twice");
+    assert!(
+        before.is_subset(&unique),
+        "every message present at the start is served: missing {:?}",
+        before.difference(&unique).collect::<Vec<_>>()
+    );
+
+    let delta = page["@odata.deltaLink"]
+        .as_str()
+        .expect("the round ends with a deltaLink");
+    let changes = get(delta.to_owned()).await;
+    let ids: Vec<&str> = changes["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["id"].as_str())
+        .collect();
+    assert!(
+        ids.contains(&created["id"].as_str().unwrap()),
+        "the message that arrived mid-round comes in the next round: {changes}"
+    );
+    sim.stop().await;
+}
+
+#[tokio::test]
+async fn the_default_calendar_is_listed_and_its_events_are_reachable_through_it() {
+    let sim = start().await;
+    let token = graph_token(&sim).await;
+    let user = first_user(&sim).await;
+    let http = reqwest::Client::new();
+    let base = format!("{}/v1.0/users/{user}", sim.base_url());
+    let calendars: Value = http
+        .get(format!("{base}/calendars"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let list = calendars["value"].as_array().unwrap();
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0]["isDefaultCalendar"], true);
+    let cid = list[0]["id"].as_str().unwrap();
+    let direct: Value = http
+        .get(format!("{base}/events?$top=999"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let through: Value = http
+        .get(format!("{base}/calendars/{cid}/events?$top=999"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(direct["value"], through["value"]);
+    let unknown = http
+        .get(format!("{base}/calendars/AAMkNope/events"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 404);
+    sim.stop().await;
+}

@@ -243,7 +243,11 @@ pub fn calendar(ctx: &Ctx, user_ref: &str, id: Option<&str>) -> Response {
         Err(r) => return r,
     };
     let cal = calendar_json(u);
-    if id.is_some_and(|id| !cal["id"].as_str().is_some_and(|c| c.eq_ignore_ascii_case(id))) {
+    if id.is_some_and(|id| {
+        !cal["id"]
+            .as_str()
+            .is_some_and(|c| c.eq_ignore_ascii_case(id))
+    }) {
         return ctx.not_found("calendar");
     }
     ctx.ok(cal)

@@ -272,9 +272,8 @@ impl Ctx {
         // (`?$skiptoken=...`); values are percent-encoded.
         for (i, (key, value)) in query.iter().enumerate() {
             url.push(if i == 0 { '?' } else { '&' });
-            let encode = |s: &str| {
-                url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>()
-            };
+            let encode =
+                |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
             match key.strip_prefix('$') {
                 Some(option) => {
                     url.push('$');
