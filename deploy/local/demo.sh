@@ -1,13 +1,52 @@
 #!/usr/bin/env bash
 # make demo: the main job end to end on the simulator. Until the backup
-# pipeline exists, it shows every service up and healthy.
+# pipeline exists, the main job is onboarding: a partner onboards a customer
+# whose admin connects the simulator's Microsoft 365 tenant and Google
+# Workspace domain, all through the `arkiv` CLI against the running API.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 # shellcheck source=/dev/null
 source "$RUN_DIR/env"
 
+ARKIV_BIN="$(target_dir)/debug/arkiv"
+arkiv() { "$ARKIV_BIN" "$@" --json; }
+as() { local token=$1; shift; ARKIV_TOKEN=$token arkiv "$@"; }
+
 say "services"
 "$(dirname "$0")/services.sh" status
+manifest=$(curl -fsS "$ARKIV_SIM_URL/_sim/manifest")
 say "simulator dataset"
-curl -fsS "$ARKIV_SIM_URL/_sim/manifest" | jq -c '{dataset, m365: (.m365 | length), google: (.google | length)}'
-say "everything is healthy; source .run/env to use the CLI against it"
+jq -c '{dataset, m365: [.m365[].domain], google: [.google[].domain]}' <<< "$manifest"
+
+run_id=$(date +%s)
+say "the operator creates a partner and its admin"
+partner=$(arkiv partner create --name "Demo MSP $run_id" | jq -r .id)
+partner_admin=$(arkiv principal create --role partner-admin --partner "$partner" \
+    --email "ops-$run_id@demo-msp.test" | jq -r .id)
+partner_token=$(arkiv token create --principal "$partner_admin" | jq -r .token)
+
+say "the partner onboards a customer in the EU"
+tenant=$(as "$partner_token" tenant create --partner "$partner" --name "Contoso $run_id" --region eu)
+jq -c '{id, name, region, subscription_state, trial_ends_at}' <<< "$tenant"
+tenant=$(jq -r .id <<< "$tenant")
+tenant_admin=$(as "$partner_token" principal create --role tenant-admin --tenant "$tenant" \
+    --email "it-$run_id@contoso.test" | jq -r .id)
+admin_token=$(as "$partner_token" token create --principal "$tenant_admin" | jq -r .token)
+
+say "the customer's admin grants Microsoft 365 admin consent (the browser step, by curl)"
+consent_url=$(as "$admin_token" connect m365 --tenant "$tenant" \
+    --domain "$(jq -r '.m365[0].domain' <<< "$manifest")" | jq -r .consent_url)
+curl -fsSL -o /dev/null "$consent_url"
+
+say "and connects Google Workspace (domain-wide delegation checked)"
+as "$admin_token" connect google --tenant "$tenant" \
+    --domain "$(jq -r '.google[0].domain' <<< "$manifest")" \
+    --admin "$(jq -r '.google[0].admin' <<< "$manifest")" | jq -c '{status}'
+
+say "connections and the accounts discovered"
+as "$admin_token" connection list --tenant "$tenant" | jq -c '.[] | {provider, status}'
+as "$admin_token" account list --tenant "$tenant" \
+    | jq -r '"\(length) protected accounts, \(map(select(.included)) | length) included"'
+say "the tenant's audit chain"
+as "$admin_token" audit verify --tenant "$tenant" | jq -c .
+say "done: source .run/env to use the CLI against the running system"
