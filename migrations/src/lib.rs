@@ -10,6 +10,7 @@
 use sea_orm_migration::prelude::*;
 
 mod m20261122_000001_initial;
+mod m20261123_000002_upload_chunks;
 
 #[derive(Debug)]
 pub struct Migrator;
@@ -17,7 +18,10 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261122_000001_initial::Migration)]
+        vec![
+            Box::new(m20261122_000001_initial::Migration),
+            Box::new(m20261123_000002_upload_chunks::Migration),
+        ]
     }
 }
 

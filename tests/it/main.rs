@@ -6,6 +6,7 @@ mod audit;
 mod config;
 mod deploy;
 mod migrations;
+mod pipeline;
 mod queue;
 mod services;
 mod sim;

@@ -86,7 +86,8 @@ async fn every_entity_matches_its_table() {
         restore_jobs,
         export_jobs,
         audit_log,
-        tenant_tombstones
+        tenant_tombstones,
+        upload_chunks
     );
 }
 

@@ -283,6 +283,21 @@ pub struct WorkerSettings {
     /// configured region. From the environment: `eu,uk`.
     #[serde(default, deserialize_with = "lenient::list")]
     pub regions: Vec<Region>,
+    /// Unacknowledged deliveries a worker holds at once (AMQP prefetch).
+    #[serde(default = "default_prefetch")]
+    pub prefetch: u16,
+    /// A pack is written once its sealed chunks reach this many bytes...
+    #[serde(default = "default_pack_target_bytes")]
+    pub pack_target_bytes: usize,
+    /// ...or its oldest delivery has waited this long (milliseconds).
+    #[serde(default = "default_pack_max_age_ms")]
+    pub pack_max_age_ms: u64,
+    /// Failed deliveries wait this long before their next attempt (ms).
+    #[serde(default = "default_retry_delay_ms")]
+    pub retry_delay_ms: u64,
+    /// Attempts before a delivery goes to the parking lot.
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
 }
 
 impl Default for WorkerSettings {
@@ -290,8 +305,33 @@ impl Default for WorkerSettings {
         Self {
             listen: default_worker_listen(),
             regions: Vec::new(),
+            prefetch: default_prefetch(),
+            pack_target_bytes: default_pack_target_bytes(),
+            pack_max_age_ms: default_pack_max_age_ms(),
+            retry_delay_ms: default_retry_delay_ms(),
+            max_attempts: default_max_attempts(),
         }
     }
+}
+
+fn default_prefetch() -> u16 {
+    500
+}
+
+fn default_pack_target_bytes() -> usize {
+    8 * 1024 * 1024
+}
+
+fn default_pack_max_age_ms() -> u64 {
+    500
+}
+
+fn default_retry_delay_ms() -> u64 {
+    5_000
+}
+
+fn default_max_attempts() -> u32 {
+    5
 }
 
 fn default_worker_listen() -> SocketAddr {

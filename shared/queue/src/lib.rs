@@ -23,6 +23,12 @@ use secrecy::ExposeSecret;
 
 pub use lapin;
 
+pub mod topology;
+pub mod work;
+
+pub use topology::RegionQueues;
+pub use work::{Content, ItemKey, Metadata, WorkError, WorkItem};
+
 #[derive(Debug, thiserror::Error)]
 pub enum QueueError {
     /// Transient: the broker is unreachable or the connection dropped.
@@ -169,6 +175,39 @@ impl Publisher {
                 target: format!("{exchange}/{routing_key}"),
             }),
         }
+    }
+}
+
+/// What connectors publish with: work items sealed with the transport key,
+/// confirmed by RabbitMQ before [`WorkPublisher::publish`] returns, so a
+/// connector may store its cursor afterwards.
+#[derive(Debug)]
+pub struct WorkPublisher {
+    publisher: Publisher,
+    key: arkiv_crypto::TransportKey,
+    prefix: String,
+}
+
+impl WorkPublisher {
+    pub async fn new(broker: &Broker, key: arkiv_crypto::TransportKey) -> Result<Self, QueueError> {
+        Ok(Self {
+            publisher: broker.publisher().await?,
+            key,
+            prefix: broker.prefix.clone(),
+        })
+    }
+
+    /// Publish one work item to its region's work queue and wait for the
+    /// broker's confirm.
+    pub async fn publish(
+        &self,
+        region: &arkiv_domain::Region,
+        item: &WorkItem,
+    ) -> Result<(), QueueError> {
+        let queue = format!("{}.work.{region}", self.prefix);
+        self.publisher
+            .publish("", &queue, &item.seal(&self.key), BasicProperties::default())
+            .await
     }
 }
 

@@ -26,4 +26,5 @@ pub mod support_grants;
 pub mod tenant_keys;
 pub mod tenant_tombstones;
 pub mod tenants;
+pub mod upload_chunks;
 pub mod version_chunks;

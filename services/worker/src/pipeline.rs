@@ -1,0 +1,778 @@
+//! One region's work queue → sealed packs in S3 → the index in PostgreSQL.
+//!
+//! Deliveries are taken in batches (until the pack target size, the pack's
+//! maximum age or the prefetch is reached). A batch is processed as:
+//!
+//! 1. open each work item (transport key) and find its tenant's keys;
+//! 2. cut content into chunks, compute their keyed ids, and look up which
+//!    the tenant already has (deduplication);
+//! 3. seal the new chunks and append them to one pack per tenant, then PUT
+//!    the packs to the tenant's region bucket;
+//! 4. in one transaction: the packs, the chunks, the staged chunks of large
+//!    uploads, and the items and versions (a new version only when content
+//!    or metadata changed);
+//! 5. failed deliveries go to the retry queue, or to the parking lot after
+//!    the last attempt, each with its reason; then every delivery of the
+//!    batch is acked.
+//!
+//! A crash anywhere before step 5 leaves the batch unacked, so RabbitMQ
+//! redelivers it; the redelivery finds its chunks in the index and its
+//! versions unchanged, and writes nothing new. A pack PUT whose transaction
+//! never committed is an unreferenced object, which garbage collection
+//! removes; no index row ever names a pack that is not wholly in S3.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arkiv_crypto::{KeyedHash, TransportKey};
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, FromQueryResult,
+    Statement, TransactionTrait, Value,
+};
+use arkiv_queue::topology::{self, RegionQueues};
+use arkiv_queue::{Broker, Consumer, Content, Delivery, Publisher, WorkItem};
+use arkiv_store::ObjectStore;
+use arkiv_vault::keyring::{KeyRing, TenantContext};
+use arkiv_vault::{chunking, pack_key, sealed, VaultError};
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use lapin::options::BasicAckOptions;
+use tokio::sync::watch;
+use uuid::Uuid;
+
+/// How a worker batches and retries.
+#[derive(Clone, Debug)]
+pub struct Tuning {
+    pub prefetch: u16,
+    pub pack_target_bytes: usize,
+    pub pack_max_age: Duration,
+    pub max_attempts: u32,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error(transparent)]
+    Queue(#[from] arkiv_queue::QueueError),
+    #[error(transparent)]
+    Vault(#[from] VaultError),
+    #[error(transparent)]
+    Store(#[from] arkiv_store::StoreError),
+    #[error("database: {0}")]
+    Db(#[from] DbErr),
+}
+
+/// A region's consumer.
+#[derive(Debug)]
+pub struct Pipeline {
+    pub db: DatabaseConnection,
+    pub store: ObjectStore,
+    pub broker: Arc<Broker>,
+    pub keys: Arc<KeyRing>,
+    pub transport: TransportKey,
+    pub queues: RegionQueues,
+    pub tuning: Tuning,
+}
+
+/// A delivery that could not be stored, and why.
+struct Failure {
+    index: usize,
+    reason: String,
+}
+
+/// A chunk to be written: its id, plaintext and where it will live.
+struct NewChunk {
+    id: KeyedHash,
+    pack: Uuid,
+    offset: usize,
+    stored_size: usize,
+    plain_size: usize,
+}
+
+/// The chunks of one item's content, in order: (id, plaintext size).
+type ChunkList = Vec<(KeyedHash, usize)>;
+
+/// What a decoded delivery asks for.
+enum Job {
+    Upsert {
+        ctx: Arc<TenantContext>,
+        item: arkiv_queue::ItemKey,
+        change_marker: Option<String>,
+        metadata: arkiv_queue::Metadata,
+        /// Inline content's chunks; `None` for a chunked upload.
+        chunks: Option<ChunkList>,
+        upload: Option<(Uuid, u32, u64)>,
+    },
+    Stage {
+        ctx: Arc<TenantContext>,
+        upload_id: Uuid,
+        first: u32,
+        chunks: ChunkList,
+    },
+    Deleted {
+        item: arkiv_queue::ItemKey,
+        change_marker: Option<String>,
+        at: DateTime<Utc>,
+    },
+}
+
+impl Pipeline {
+    /// Consume until `stop` turns true, then finish the batch in hand.
+    pub async fn run(&self, mut stop: watch::Receiver<bool>) -> Result<(), PipelineError> {
+        let mut consumer = self
+            .broker
+            .consume(&self.queues.work, self.tuning.prefetch)
+            .await?;
+        let publisher = self.broker.publisher().await?;
+        tracing::info!(queue = %self.queues.work, "consuming");
+        loop {
+            let first = tokio::select! {
+                d = consumer.next() => d?,
+                _ = stop.wait_for(|s| *s) => return Ok(()),
+            };
+            let batch = self.gather(&mut consumer, first).await?;
+            self.handle(&publisher, batch).await?;
+        }
+    }
+
+    async fn gather(
+        &self,
+        consumer: &mut Consumer,
+        first: Delivery,
+    ) -> Result<Vec<Delivery>, PipelineError> {
+        let deadline = tokio::time::Instant::now() + self.tuning.pack_max_age;
+        let mut bytes = first.data.len();
+        let mut batch = vec![first];
+        while batch.len() < usize::from(self.tuning.prefetch.max(1))
+            && bytes < self.tuning.pack_target_bytes
+        {
+            match tokio::time::timeout_at(deadline, consumer.next()).await {
+                Ok(d) => {
+                    let d = d?;
+                    bytes += d.data.len();
+                    batch.push(d);
+                }
+                Err(_) => break,
+            }
+        }
+        Ok(batch)
+    }
+
+    /// Process a batch and settle every delivery in it.
+    async fn handle(&self, publisher: &Publisher, batch: Vec<Delivery>) -> Result<(), PipelineError> {
+        let started = Instant::now();
+        let failures = match self.process(&batch).await {
+            Ok(failures) => failures,
+            Err(e) => {
+                // Nothing of the batch is durable: every delivery retries.
+                tracing::warn!(error = %e, deliveries = batch.len(), "batch failed; retrying it");
+                (0..batch.len())
+                    .map(|index| Failure {
+                        index,
+                        reason: e.to_string(),
+                    })
+                    .collect()
+            }
+        };
+        for failure in &failures {
+            self.fail(publisher, &batch[failure.index], &failure.reason)
+                .await?;
+        }
+        if let Some(last) = batch.last() {
+            last.acker
+                .ack(BasicAckOptions { multiple: true })
+                .await
+                .map_err(arkiv_queue::QueueError::from)?;
+        }
+        metrics::histogram!("arkiv_worker_batch_seconds").record(started.elapsed().as_secs_f64());
+        metrics::counter!("arkiv_worker_deliveries_total").increment(batch.len() as u64);
+        Ok(())
+    }
+
+    /// Send a failed delivery to the retry queue, or park it after its last
+    /// attempt. Both publishes are confirmed before the delivery is acked.
+    async fn fail(
+        &self,
+        publisher: &Publisher,
+        delivery: &Delivery,
+        reason: &str,
+    ) -> Result<(), PipelineError> {
+        let attempts = topology::attempts(&delivery.properties) + 1;
+        let properties = topology::failed_properties(attempts, reason);
+        let parked = attempts >= self.tuning.max_attempts;
+        let queue = if parked {
+            &self.queues.parking
+        } else {
+            &self.queues.retry
+        };
+        publisher
+            .publish("", queue, &delivery.data, properties)
+            .await?;
+        if parked {
+            tracing::warn!(attempts, reason, "delivery parked");
+            metrics::counter!("arkiv_worker_parked_total").increment(1);
+        } else {
+            tracing::info!(attempts, reason, "delivery will be retried");
+            metrics::counter!("arkiv_worker_retried_total").increment(1);
+        }
+        Ok(())
+    }
+
+    /// Store a batch; returns the deliveries that failed on their own.
+    async fn process(&self, batch: &[Delivery]) -> Result<Vec<Failure>, PipelineError> {
+        let mut failures = Vec::new();
+        let mut jobs: Vec<(usize, Job)> = Vec::new();
+        // Plaintext of every chunk met in this batch, by tenant and id.
+        let mut plain: HashMap<(Uuid, KeyedHash), Bytes> = HashMap::new();
+        for (index, delivery) in batch.iter().enumerate() {
+            match self.decode(delivery, &mut plain).await {
+                Ok(job) => jobs.push((index, job)),
+                Err(reason) => failures.push(Failure { index, reason }),
+            }
+        }
+
+        // Which chunks each tenant lacks, sealed into one pack per tenant.
+        let mut by_tenant: BTreeMap<Uuid, Vec<KeyedHash>> = BTreeMap::new();
+        for (tenant, id) in plain.keys() {
+            by_tenant.entry(*tenant).or_default().push(*id);
+        }
+        let mut contexts: HashMap<Uuid, Arc<TenantContext>> = HashMap::new();
+        for (_, job) in &jobs {
+            if let Job::Upsert { ctx, .. } | Job::Stage { ctx, .. } = job {
+                contexts.insert(ctx.tenant, ctx.clone());
+            }
+        }
+        let mut new_chunks: Vec<(Uuid, NewChunk)> = Vec::new();
+        let mut packs: Vec<(Arc<TenantContext>, Uuid, Vec<u8>)> = Vec::new();
+        for (tenant, ids) in by_tenant {
+            let known = existing_chunks(&self.db, tenant, &ids).await?;
+            let missing: Vec<KeyedHash> = ids.into_iter().filter(|id| !known.contains(id)).collect();
+            metrics::counter!("arkiv_worker_dedup_hits_total").increment(known.len() as u64);
+            if missing.is_empty() {
+                continue;
+            }
+            let ctx = contexts[&tenant].clone();
+            let pack_id = Uuid::now_v7();
+            let inputs: Vec<(KeyedHash, Bytes)> = missing
+                .iter()
+                .map(|id| (*id, plain[&(tenant, *id)].clone()))
+                .collect();
+            let sealing_ctx = ctx.clone();
+            let (body, chunks) = tokio::task::spawn_blocking(move || {
+                seal_pack(&sealing_ctx, pack_id, inputs)
+            })
+            .await
+            .expect("sealing does not panic");
+            new_chunks.extend(chunks.into_iter().map(|c| (tenant, c)));
+            packs.push((ctx, pack_id, body));
+        }
+
+        // The packs are wholly in S3 before any index row names them.
+        let puts = packs.iter().map(|(ctx, pack_id, body)| {
+            let key = pack_key(ctx.tenant, *pack_id);
+            let body = Bytes::from(body.clone());
+            async move { self.store.put(&ctx.region, &key, body).await }
+        });
+        for result in futures::future::join_all(puts).await {
+            result?;
+        }
+        metrics::counter!("arkiv_worker_packs_written_total").increment(packs.len() as u64);
+        metrics::counter!("arkiv_worker_chunks_written_total").increment(new_chunks.len() as u64);
+        metrics::counter!("arkiv_worker_bytes_stored_total")
+            .increment(packs.iter().map(|(_, _, b)| b.len() as u64).sum());
+
+        let txn = self.db.begin().await?;
+        for (ctx, pack_id, body) in &packs {
+            let count = new_chunks
+                .iter()
+                .filter(|(_, c)| c.pack == *pack_id)
+                .count();
+            exec(
+                &txn,
+                "INSERT INTO packs (id, tenant_id, region, object_key, size, chunk_count, live_bytes)
+                 VALUES ($1, $2, $3, $4, $5, $6, $5)",
+                vec![
+                    (*pack_id).into(),
+                    ctx.tenant.into(),
+                    ctx.region.as_str().into(),
+                    pack_key(ctx.tenant, *pack_id).into(),
+                    (body.len() as i64).into(),
+                    (count as i32).into(),
+                ],
+            )
+            .await?;
+        }
+        insert_rows(
+            &txn,
+            "INSERT INTO chunks (tenant_id, id, pack_id, pack_offset, stored_size, plain_size) VALUES",
+            "ON CONFLICT (tenant_id, id) DO NOTHING",
+            new_chunks.iter().map(|(tenant, c)| {
+                vec![
+                    (*tenant).into(),
+                    c.id.to_vec().into(),
+                    c.pack.into(),
+                    (c.offset as i64).into(),
+                    (c.stored_size as i32).into(),
+                    (c.plain_size as i32).into(),
+                ]
+            }),
+        )
+        .await?;
+
+        for (index, job) in jobs {
+            let outcome = match job {
+                Job::Stage {
+                    ctx,
+                    upload_id,
+                    first,
+                    chunks,
+                } => stage(&txn, ctx.tenant, upload_id, first, &chunks).await,
+                Job::Upsert {
+                    ctx,
+                    item,
+                    change_marker,
+                    metadata,
+                    chunks,
+                    upload,
+                } => {
+                    let chunks = match (chunks, upload) {
+                        (Some(chunks), _) => Ok(chunks),
+                        (None, Some((upload_id, count, size))) => {
+                            staged(&txn, ctx.tenant, upload_id, count, size).await?
+                        }
+                        (None, None) => Err("no content".to_owned()),
+                    };
+                    match chunks {
+                        Ok(chunks) => {
+                            upsert(&txn, &ctx, &item, change_marker, &metadata, &chunks).await
+                        }
+                        Err(reason) => Ok(Err(reason)),
+                    }
+                }
+                Job::Deleted {
+                    item,
+                    change_marker,
+                    at,
+                } => mark_deleted(&txn, &item, change_marker, at).await,
+            }?;
+            if let Err(reason) = outcome {
+                failures.push(Failure { index, reason });
+            }
+        }
+        txn.commit().await?;
+        Ok(failures)
+    }
+
+    /// Open a delivery and cut its content; chunks' plaintext goes to
+    /// `plain`. `Err` is the reason this delivery cannot be stored.
+    async fn decode(
+        &self,
+        delivery: &Delivery,
+        plain: &mut HashMap<(Uuid, KeyedHash), Bytes>,
+    ) -> Result<Job, String> {
+        let work = WorkItem::open(&delivery.data, &self.transport).map_err(|e| e.to_string())?;
+        metrics::counter!("arkiv_worker_bytes_in_total").increment(delivery.data.len() as u64);
+        let tenant = work.tenant_id();
+        let ctx = match self.keys.get(tenant).await {
+            Ok(ctx) => ctx,
+            Err(e) => return Err(e.to_string()),
+        };
+        if ctx.region != self.queues.region {
+            return Err(format!(
+                "tenant {tenant} is in region {}, not {}",
+                ctx.region, self.queues.region
+            ));
+        }
+        let mut cut = |data: &[u8]| -> ChunkList {
+            chunking::split(data)
+                .into_iter()
+                .map(|piece| {
+                    let id = sealed::chunk_id(&ctx.keys, piece);
+                    plain
+                        .entry((tenant, id))
+                        .or_insert_with(|| Bytes::copy_from_slice(piece));
+                    (id, piece.len())
+                })
+                .collect()
+        };
+        Ok(match work {
+            WorkItem::Upsert {
+                item,
+                change_marker,
+                metadata,
+                content,
+            } => {
+                let (chunks, upload) = match content {
+                    Content::Inline(data) => (Some(cut(&data)), None),
+                    Content::Chunked {
+                        upload_id,
+                        chunks,
+                        size,
+                    } => (None, Some((upload_id, chunks, size))),
+                };
+                metrics::counter!("arkiv_worker_items_total").increment(1);
+                Job::Upsert {
+                    ctx,
+                    item,
+                    change_marker,
+                    metadata,
+                    chunks,
+                    upload,
+                }
+            }
+            WorkItem::Chunk {
+                upload_id,
+                first,
+                pieces,
+                ..
+            } => {
+                let chunks = pieces
+                    .iter()
+                    .map(|piece| {
+                        let id = sealed::chunk_id(&ctx.keys, piece);
+                        plain
+                            .entry((tenant, id))
+                            .or_insert_with(|| Bytes::copy_from_slice(piece));
+                        (id, piece.len())
+                    })
+                    .collect();
+                Job::Stage {
+                    ctx,
+                    upload_id,
+                    first,
+                    chunks,
+                }
+            }
+            WorkItem::Deleted {
+                item,
+                change_marker,
+                deleted_at,
+            } => Job::Deleted {
+                item,
+                change_marker,
+                at: deleted_at,
+            },
+        })
+    }
+}
+
+/// Seal chunks back to back into one pack body.
+fn seal_pack(
+    ctx: &TenantContext,
+    pack: Uuid,
+    inputs: Vec<(KeyedHash, Bytes)>,
+) -> (Vec<u8>, Vec<NewChunk>) {
+    let mut body = Vec::new();
+    let mut chunks = Vec::with_capacity(inputs.len());
+    for (id, plaintext) in inputs {
+        let stored = sealed::seal_chunk(&ctx.keys, ctx.tenant, &id, &plaintext);
+        chunks.push(NewChunk {
+            id,
+            pack,
+            offset: body.len(),
+            stored_size: stored.len(),
+            plain_size: plaintext.len(),
+        });
+        body.extend_from_slice(&stored);
+    }
+    (body, chunks)
+}
+
+#[derive(Debug, FromQueryResult)]
+struct ChunkIdRow {
+    id: Vec<u8>,
+}
+
+async fn existing_chunks(
+    db: &DatabaseConnection,
+    tenant: Uuid,
+    ids: &[KeyedHash],
+) -> Result<HashSet<KeyedHash>, DbErr> {
+    let mut known = HashSet::new();
+    for group in ids.chunks(1000) {
+        let placeholders: Vec<String> = (0..group.len()).map(|i| format!("${}", i + 2)).collect();
+        let mut values: Vec<Value> = vec![tenant.into()];
+        values.extend(group.iter().map(|id| Value::from(id.to_vec())));
+        let rows = ChunkIdRow::find_by_statement(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            format!(
+                "SELECT id FROM chunks WHERE tenant_id = $1 AND id IN ({})",
+                placeholders.join(", ")
+            ),
+            values,
+        ))
+        .all(db)
+        .await?;
+        known.extend(rows.into_iter().filter_map(|r| KeyedHash::try_from(r.id).ok()));
+    }
+    Ok(known)
+}
+
+async fn exec(txn: &DatabaseTransaction, sql: &str, values: Vec<Value>) -> Result<u64, DbErr> {
+    Ok(txn
+        .execute(Statement::from_sql_and_values(DbBackend::Postgres, sql, values))
+        .await?
+        .rows_affected())
+}
+
+/// A multi-row INSERT, in groups that stay under PostgreSQL's parameter limit.
+async fn insert_rows(
+    txn: &DatabaseTransaction,
+    head: &str,
+    tail: &str,
+    rows: impl Iterator<Item = Vec<Value>>,
+) -> Result<(), DbErr> {
+    let rows: Vec<Vec<Value>> = rows.collect();
+    let Some(width) = rows.first().map(Vec::len) else {
+        return Ok(());
+    };
+    for group in rows.chunks((60_000 / width).max(1)) {
+        let mut tuples = Vec::with_capacity(group.len());
+        let mut values = Vec::with_capacity(group.len() * width);
+        for row in group {
+            let base = values.len();
+            let marks: Vec<String> = (1..=row.len()).map(|i| format!("${}", base + i)).collect();
+            tuples.push(format!("({})", marks.join(", ")));
+            values.extend(row.iter().cloned());
+        }
+        exec(txn, &format!("{head} {} {tail}", tuples.join(", ")), values).await?;
+    }
+    Ok(())
+}
+
+type Outcome = Result<Result<(), String>, DbErr>;
+
+/// Record the chunks of part of a large upload.
+async fn stage(
+    txn: &DatabaseTransaction,
+    tenant: Uuid,
+    upload_id: Uuid,
+    first: u32,
+    chunks: &ChunkList,
+) -> Outcome {
+    insert_rows(
+        txn,
+        "INSERT INTO upload_chunks (tenant_id, upload_id, seq, chunk_id, plain_size) VALUES",
+        "ON CONFLICT (tenant_id, upload_id, seq) DO NOTHING",
+        chunks.iter().enumerate().map(|(i, (id, size))| {
+            vec![
+                tenant.into(),
+                upload_id.into(),
+                (first as i32 + i as i32).into(),
+                id.to_vec().into(),
+                (*size as i32).into(),
+            ]
+        }),
+    )
+    .await?;
+    Ok(Ok(()))
+}
+
+#[derive(Debug, FromQueryResult)]
+struct StagedRow {
+    chunk_id: Vec<u8>,
+    plain_size: i32,
+}
+
+/// The chunks of a committed upload, once every one has arrived.
+async fn staged(
+    txn: &DatabaseTransaction,
+    tenant: Uuid,
+    upload_id: Uuid,
+    count: u32,
+    size: u64,
+) -> Result<Result<ChunkList, String>, DbErr> {
+    let rows = StagedRow::find_by_statement(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "SELECT chunk_id, plain_size FROM upload_chunks
+          WHERE tenant_id = $1 AND upload_id = $2 ORDER BY seq",
+        [tenant.into(), upload_id.into()],
+    ))
+    .all(txn)
+    .await?;
+    let total: u64 = rows.iter().map(|r| r.plain_size as u64).sum();
+    if rows.len() != count as usize || total != size {
+        // Chunk messages still on their way (or retried behind the commit).
+        return Ok(Err(format!(
+            "upload {upload_id} incomplete: {} of {count} chunks, {total} of {size} bytes",
+            rows.len()
+        )));
+    }
+    Ok(Ok(rows
+        .into_iter()
+        .filter_map(|r| Some((r.chunk_id.try_into().ok()?, r.plain_size as usize)))
+        .collect()))
+}
+
+#[derive(Debug, FromQueryResult)]
+struct ItemRow {
+    id: Uuid,
+    latest_version: i32,
+    deleted_at_source: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, FromQueryResult)]
+struct LatestRow {
+    content_id: Vec<u8>,
+    metadata_hash: Vec<u8>,
+}
+
+/// Index an item's current state: a new version unless the latest one has
+/// the same content and metadata (a redelivery, or an unchanged item).
+async fn upsert(
+    txn: &DatabaseTransaction,
+    ctx: &TenantContext,
+    item: &arkiv_queue::ItemKey,
+    change_marker: Option<String>,
+    metadata: &arkiv_queue::Metadata,
+    chunks: &ChunkList,
+) -> Outcome {
+    let mut hasher = ctx.keys.dedup.hasher();
+    hasher.update(b"arkiv content ");
+    for (id, _) in chunks {
+        hasher.update(id);
+    }
+    let content_id = hasher.finalize().as_bytes().to_vec();
+    let metadata_plain = rmp_serde::to_vec_named(metadata).expect("metadata encodes");
+    let mut hasher = ctx.keys.dedup.hasher();
+    hasher.update(b"arkiv metadata ");
+    hasher.update(&metadata_plain);
+    let metadata_hash = hasher.finalize().as_bytes().to_vec();
+    let size: u64 = chunks.iter().map(|(_, s)| *s as u64).sum();
+
+    let row = ItemRow::find_by_statement(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "INSERT INTO items (id, tenant_id, account_id, workload, source_id)
+         VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (account_id, workload, source_id) DO UPDATE SET updated_at = now()
+         RETURNING id, latest_version, deleted_at_source",
+        [
+            Uuid::now_v7().into(),
+            ctx.tenant.into(),
+            item.account_id.into(),
+            item.workload.as_str().into(),
+            item.source_id.clone().into(),
+        ],
+    ))
+    .one(txn)
+    .await?
+    .ok_or_else(|| DbErr::RecordNotFound("items upsert returned nothing".into()))?;
+    if row.latest_version > 0 && row.deleted_at_source.is_none() {
+        let latest = LatestRow::find_by_statement(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT content_id, metadata_hash FROM item_versions WHERE item_id = $1 AND version = $2",
+            [row.id.into(), row.latest_version.into()],
+        ))
+        .one(txn)
+        .await?;
+        if latest.is_some_and(|l| l.content_id == content_id && l.metadata_hash == metadata_hash) {
+            return Ok(Ok(()));
+        }
+    }
+    let version = row.latest_version + 1;
+    let version_id = Uuid::now_v7();
+    let sealed_metadata = ctx
+        .keys
+        .data
+        .seal(&metadata_plain, &metadata_aad(ctx.tenant, version_id));
+    exec(
+        txn,
+        "INSERT INTO item_versions (id, item_id, tenant_id, account_id, workload, version,
+             captured_at, item_date, change_marker, size, content_id, metadata_hash, metadata_sealed)
+         VALUES ($1, $2, $3, $4, $5, $6, now(), $7, $8, $9, $10, $11, $12)",
+        vec![
+            version_id.into(),
+            row.id.into(),
+            ctx.tenant.into(),
+            item.account_id.into(),
+            item.workload.as_str().into(),
+            version.into(),
+            metadata.date.into(),
+            change_marker.into(),
+            (size as i64).into(),
+            content_id.into(),
+            metadata_hash.into(),
+            sealed_metadata.into(),
+        ],
+    )
+    .await?;
+    insert_rows(
+        txn,
+        "INSERT INTO version_chunks (version_id, seq, tenant_id, chunk_id) VALUES",
+        "",
+        chunks.iter().enumerate().map(|(seq, (id, _))| {
+            vec![
+                version_id.into(),
+                (seq as i32).into(),
+                ctx.tenant.into(),
+                id.to_vec().into(),
+            ]
+        }),
+    )
+    .await?;
+    let mut references: BTreeMap<&KeyedHash, i32> = BTreeMap::new();
+    for (id, _) in chunks {
+        *references.entry(id).or_default() += 1;
+    }
+    for (id, n) in references {
+        exec(
+            txn,
+            "UPDATE chunks SET refcount = refcount + $3, deletable_at = NULL
+              WHERE tenant_id = $1 AND id = $2",
+            vec![ctx.tenant.into(), id.to_vec().into(), n.into()],
+        )
+        .await?;
+    }
+    exec(
+        txn,
+        "UPDATE items SET latest_version = $2, deleted_at_source = NULL, updated_at = now()
+          WHERE id = $1",
+        vec![row.id.into(), version.into()],
+    )
+    .await?;
+    Ok(Ok(()))
+}
+
+/// The associated data of a version's sealed metadata.
+pub fn metadata_aad(tenant: Uuid, version: Uuid) -> Vec<u8> {
+    [b"arkiv metadata ".as_slice(), tenant.as_bytes(), version.as_bytes()].concat()
+}
+
+/// Mark an item deleted at the source (idempotent; unknown items are
+/// nothing to do).
+async fn mark_deleted(
+    txn: &DatabaseTransaction,
+    item: &arkiv_queue::ItemKey,
+    change_marker: Option<String>,
+    at: DateTime<Utc>,
+) -> Outcome {
+    exec(
+        txn,
+        "UPDATE item_versions v SET deleted_at_source = COALESCE(v.deleted_at_source, $4),
+                change_marker = COALESCE($5, v.change_marker)
+           FROM items i
+          WHERE i.account_id = $1 AND i.workload = $2 AND i.source_id = $3
+            AND v.item_id = i.id AND v.version = i.latest_version",
+        vec![
+            item.account_id.into(),
+            item.workload.as_str().into(),
+            item.source_id.clone().into(),
+            at.into(),
+            change_marker.into(),
+        ],
+    )
+    .await?;
+    exec(
+        txn,
+        "UPDATE items SET deleted_at_source = COALESCE(deleted_at_source, $4), updated_at = now()
+          WHERE account_id = $1 AND workload = $2 AND source_id = $3",
+        vec![
+            item.account_id.into(),
+            item.workload.as_str().into(),
+            item.source_id.clone().into(),
+            at.into(),
+        ],
+    )
+    .await?;
+    Ok(Ok(()))
+}

@@ -1,0 +1,192 @@
+//! The work-item schema: what connectors publish and the worker consumes.
+//!
+//! On the wire a work item is `schema version (1 byte) || envelope`, where
+//! the envelope is the MessagePack encoding of a [`WorkItem`] sealed with
+//! the transport key (AES-256-GCM), so RabbitMQ's disk never holds
+//! plaintext. The version byte stays outside the envelope so a worker can
+//! refuse a schema it does not know without trying keys.
+//!
+//! Content up to [`INLINE_MAX`] travels inside its [`WorkItem::Upsert`].
+//! Larger content is cut by content-defined chunking (see `arkiv-vault`)
+//! into [`WorkItem::Chunk`] messages, followed by the `Upsert` whose
+//! [`Content::Chunked`] names the upload and how many chunks it has.
+
+use arkiv_crypto::TransportKey;
+use arkiv_domain::{Provider, Workload};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// The schema this build writes and reads.
+pub const SCHEMA_VERSION: u8 = 1;
+
+/// Content up to this size is sent inline in its work item.
+pub const INLINE_MAX: usize = 256 * 1024;
+
+const AAD: &[u8] = b"arkiv work item v1";
+
+/// Which item of which account a work item is about.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ItemKey {
+    pub tenant_id: Uuid,
+    pub connection_id: Uuid,
+    pub account_id: Uuid,
+    pub provider: Provider,
+    pub workload: Workload,
+    /// The provider's id of the item (message id, drive item id, event id).
+    pub source_id: String,
+}
+
+/// What search and restore need to know about an item, sealed in the index.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Metadata {
+    pub subject: Option<String>,
+    pub from: Option<String>,
+    #[serde(default)]
+    pub to: Vec<String>,
+    /// The item's own date: received, modified or start.
+    pub date: Option<DateTime<Utc>>,
+    pub folder_path: Option<String>,
+    pub file_name: Option<String>,
+    pub file_path: Option<String>,
+    pub event_title: Option<String>,
+    #[serde(default)]
+    pub labels: Vec<String>,
+    pub content_type: Option<String>,
+}
+
+/// An item's content: inline, or the chunks of an upload sent before.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Content {
+    Inline(#[serde(with = "serde_bytes")] Vec<u8>),
+    Chunked {
+        upload_id: Uuid,
+        /// The upload's chunks are numbered `0..chunks`.
+        chunks: u32,
+        /// Total plaintext bytes, checked against the chunks.
+        size: u64,
+    },
+}
+
+/// One message on a work queue.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WorkItem {
+    /// The item as it is now at the source (new or changed).
+    Upsert {
+        item: ItemKey,
+        /// etag / changeKey / historyId, as the provider gave it.
+        change_marker: Option<String>,
+        metadata: Metadata,
+        content: Content,
+    },
+    /// Consecutive content-defined chunks of a large item, numbered from
+    /// `first` within the upload; the `Upsert` naming the upload follows.
+    Chunk {
+        tenant_id: Uuid,
+        upload_id: Uuid,
+        first: u32,
+        pieces: Vec<serde_bytes::ByteBuf>,
+    },
+    /// The item was deleted at the source.
+    Deleted {
+        item: ItemKey,
+        change_marker: Option<String>,
+        deleted_at: DateTime<Utc>,
+    },
+}
+
+/// Why a payload could not be read. Each is permanent for that payload.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum WorkError {
+    #[error("empty payload")]
+    Empty,
+    #[error("unknown work-item schema version {0} (this worker reads {SCHEMA_VERSION})")]
+    Schema(u8),
+    #[error("the payload does not open with the transport key")]
+    Undecryptable,
+    #[error("the payload is not a work item: {0}")]
+    Malformed(String),
+}
+
+impl WorkItem {
+    /// The tenant whose data this is.
+    pub fn tenant_id(&self) -> Uuid {
+        match self {
+            WorkItem::Upsert { item, .. } | WorkItem::Deleted { item, .. } => item.tenant_id,
+            WorkItem::Chunk { tenant_id, .. } => *tenant_id,
+        }
+    }
+
+    /// Encode and seal for publishing.
+    pub fn seal(&self, key: &TransportKey) -> Vec<u8> {
+        let plain = rmp_serde::to_vec_named(self).expect("work items always encode");
+        let mut out = Vec::with_capacity(1 + plain.len() + arkiv_crypto::OVERHEAD);
+        out.push(SCHEMA_VERSION);
+        out.extend_from_slice(&key.seal(&plain, AAD));
+        out
+    }
+
+    /// Open a payload made by [`WorkItem::seal`].
+    pub fn open(payload: &[u8], key: &TransportKey) -> Result<Self, WorkError> {
+        let (&version, sealed) = payload.split_first().ok_or(WorkError::Empty)?;
+        if version != SCHEMA_VERSION {
+            return Err(WorkError::Schema(version));
+        }
+        let plain = key
+            .open(sealed, AAD)
+            .map_err(|_| WorkError::Undecryptable)?;
+        rmp_serde::from_slice(&plain).map_err(|e| WorkError::Malformed(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item() -> WorkItem {
+        WorkItem::Upsert {
+            item: ItemKey {
+                tenant_id: Uuid::from_u128(1),
+                connection_id: Uuid::from_u128(2),
+                account_id: Uuid::from_u128(3),
+                provider: Provider::M365,
+                workload: Workload::Mail,
+                source_id: "AAMk1".into(),
+            },
+            change_marker: Some("ck1".into()),
+            metadata: Metadata {
+                subject: Some("Quarterly numbers".into()),
+                ..Metadata::default()
+            },
+            content: Content::Inline(b"From: a@example.com\r\n\r\nhello".to_vec()),
+        }
+    }
+
+    #[test]
+    fn seals_and_opens_without_plaintext_on_the_wire() {
+        let key = TransportKey::generate();
+        let sealed = item().seal(&key);
+        assert_eq!(sealed[0], SCHEMA_VERSION);
+        assert!(!sealed.windows(9).any(|w| w == b"Quarterly"));
+        assert_eq!(WorkItem::open(&sealed, &key).unwrap(), item());
+    }
+
+    #[test]
+    fn a_wrong_key_version_or_body_is_refused_for_what_it_is() {
+        let key = TransportKey::generate();
+        let mut sealed = item().seal(&key);
+        assert_eq!(
+            WorkItem::open(&sealed, &TransportKey::generate()),
+            Err(WorkError::Undecryptable)
+        );
+        sealed[0] = 9;
+        assert_eq!(WorkItem::open(&sealed, &key), Err(WorkError::Schema(9)));
+        assert_eq!(WorkItem::open(&[], &key), Err(WorkError::Empty));
+        let mut garbage = vec![SCHEMA_VERSION];
+        garbage.extend(key.seal(b"\xc1not msgpack", AAD));
+        assert!(matches!(
+            WorkItem::open(&garbage, &key),
+            Err(WorkError::Malformed(_))
+        ));
+    }
+}

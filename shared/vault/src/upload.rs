@@ -1,0 +1,120 @@
+//! Publishing an item of any size, for connectors.
+//!
+//! Content up to [`INLINE_MAX`] goes inline in one work item. Larger content
+//! is read as a stream, cut by [`StreamChunker`] and published as chunk
+//! messages of whole chunks (about [`MESSAGE_TARGET`] each), then the
+//! `Upsert` that names the upload. Memory stays bounded by one message.
+//! Each publish is confirmed by RabbitMQ before the next.
+
+use arkiv_domain::Region;
+use arkiv_queue::work::INLINE_MAX;
+use arkiv_queue::{Content, ItemKey, Metadata, WorkItem, WorkPublisher};
+use serde_bytes::ByteBuf;
+use tokio::io::{AsyncRead, AsyncReadExt};
+use uuid::Uuid;
+
+use crate::chunking::StreamChunker;
+use crate::VaultError;
+
+/// Bytes of chunks per chunk message.
+pub const MESSAGE_TARGET: usize = 1024 * 1024;
+
+/// Publish the current state of an item; returns its size in bytes.
+pub async fn publish_item(
+    publisher: &WorkPublisher,
+    region: &Region,
+    item: ItemKey,
+    change_marker: Option<String>,
+    metadata: Metadata,
+    mut content: impl AsyncRead + Unpin,
+) -> Result<u64, VaultError> {
+    let mut head = Vec::with_capacity(INLINE_MAX + 1);
+    (&mut content)
+        .take(INLINE_MAX as u64 + 1)
+        .read_to_end(&mut head)
+        .await
+        .map_err(io)?;
+    if head.len() <= INLINE_MAX {
+        let size = head.len() as u64;
+        let work = WorkItem::Upsert {
+            item,
+            change_marker,
+            metadata,
+            content: Content::Inline(head),
+        };
+        publisher.publish(region, &work).await?;
+        return Ok(size);
+    }
+
+    let tenant_id = item.tenant_id;
+    let upload_id = Uuid::now_v7();
+    let mut chunker = StreamChunker::new();
+    let mut pending: Vec<ByteBuf> = Vec::new();
+    let mut pending_bytes = 0usize;
+    let mut sent = 0u32;
+    let mut size = 0u64;
+    let mut buffer = vec![0u8; 256 * 1024];
+    let mut next = head;
+    loop {
+        size += next.len() as u64;
+        let finished = next.is_empty();
+        let chunks = if finished {
+            std::mem::take(&mut chunker).finish()
+        } else {
+            chunker.push(&next)
+        };
+        for chunk in chunks {
+            pending_bytes += chunk.len();
+            pending.push(ByteBuf::from(chunk));
+            if pending_bytes >= MESSAGE_TARGET {
+                sent += flush(publisher, region, tenant_id, upload_id, sent, &mut pending).await?;
+                pending_bytes = 0;
+            }
+        }
+        if finished {
+            break;
+        }
+        let n = content.read(&mut buffer).await.map_err(io)?;
+        next = buffer[..n].to_vec();
+    }
+    sent += flush(publisher, region, tenant_id, upload_id, sent, &mut pending).await?;
+    let work = WorkItem::Upsert {
+        item,
+        change_marker,
+        metadata,
+        content: Content::Chunked {
+            upload_id,
+            chunks: sent,
+            size,
+        },
+    };
+    publisher.publish(region, &work).await?;
+    Ok(size)
+}
+
+async fn flush(
+    publisher: &WorkPublisher,
+    region: &Region,
+    tenant_id: Uuid,
+    upload_id: Uuid,
+    first: u32,
+    pending: &mut Vec<ByteBuf>,
+) -> Result<u32, VaultError> {
+    if pending.is_empty() {
+        return Ok(0);
+    }
+    let pieces = std::mem::take(pending);
+    let count = pieces.len() as u32;
+    let work = WorkItem::Chunk {
+        tenant_id,
+        upload_id,
+        first,
+        pieces,
+    };
+    publisher.publish(region, &work).await?;
+    Ok(count)
+}
+
+fn io(e: std::io::Error) -> VaultError {
+    VaultError::Content(e.to_string())
+}

@@ -1,0 +1,561 @@
+//! The encryption-and-storage pipeline on real RabbitMQ, PostgreSQL and
+//! Garage: work items published with confirms come out as sealed,
+//! deduplicated packs in the tenant's region bucket and index rows, exactly
+//! once, with poison messages parked.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use arkiv_config::Settings;
+use arkiv_crypto::{MasterKey, TenantKeys, TransportKey};
+use arkiv_db::sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement, Value};
+use arkiv_domain::{Provider, Region, Workload};
+use arkiv_queue::{Broker, ItemKey, Metadata, WorkItem, WorkPublisher};
+use arkiv_store::ObjectStore;
+use arkiv_tests::{TestConfig, TestDb};
+use arkiv_vault::keyring::KeyRing;
+use arkiv_vault::reader::Reader;
+use rand::{Rng, RngCore, SeedableRng};
+use uuid::Uuid;
+
+/// A database, an isolated queue and key prefix, and one tenant with one
+/// account, in `region`.
+struct Fixture {
+    db: TestDb,
+    config: TestConfig,
+    settings: Settings,
+    store: ObjectStore,
+    tenants: Vec<TenantFixture>,
+}
+
+#[derive(Clone, Debug)]
+struct TenantFixture {
+    tenant: Uuid,
+    connection: Uuid,
+    account: Uuid,
+    region: Region,
+}
+
+impl Fixture {
+    async fn new(label: &str, regions: &[&str], tune: impl FnOnce(&mut TestConfig)) -> Self {
+        let db = TestDb::create().await;
+        let mut config = TestConfig::isolated(label);
+        config.set("database.url", db.url.clone());
+        config.set("worker.pack_max_age_ms", 100);
+        tune(&mut config);
+        let settings = config.settings();
+        let store = ObjectStore::new(settings.s3().unwrap());
+        let master = MasterKey::from_secret(&settings.keys().unwrap().master_key().unwrap());
+        let mut tenants = Vec::new();
+        let partner = Uuid::now_v7();
+        exec(
+            &db.conn,
+            "INSERT INTO partners (id, name) VALUES ($1, $2)",
+            vec![partner.into(), format!("Partner {partner}").into()],
+        )
+        .await;
+        for region in regions {
+            tenants.push(tenant(&db.conn, &master, partner, region).await);
+        }
+        Self {
+            db,
+            config,
+            settings,
+            store,
+            tenants,
+        }
+    }
+
+    fn conn(&self) -> &DatabaseConnection {
+        &self.db.conn
+    }
+
+    async fn publisher(&self) -> (Broker, WorkPublisher) {
+        let broker = Broker::connect(self.settings.rabbitmq().unwrap())
+            .await
+            .unwrap();
+        for region in ["eu", "uk", "us"] {
+            arkiv_queue::topology::declare(
+                &broker,
+                &region.parse().unwrap(),
+                Duration::from_millis(self.settings.worker.retry_delay_ms),
+            )
+            .await
+            .unwrap();
+        }
+        let key = TransportKey::from_secret(&self.settings.keys().unwrap().transport_key().unwrap());
+        let publisher = WorkPublisher::new(&broker, key).await.unwrap();
+        (broker, publisher)
+    }
+
+    /// The worker, in this process, until the returned sender is dropped.
+    async fn worker(&self) -> tokio::sync::oneshot::Sender<()> {
+        let app = arkiv_worker::Application::build(&self.settings)
+            .await
+            .expect("the worker starts");
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(app.run_until_stopped(async move {
+            let _ = rx.await;
+        }));
+        tx
+    }
+
+    fn reader(&self) -> Reader {
+        let master = MasterKey::from_secret(&self.settings.keys().unwrap().master_key().unwrap());
+        let keys = Arc::new(KeyRing::new(
+            self.db.conn.clone(),
+            master,
+            Duration::from_secs(60),
+        ));
+        Reader::new(self.db.conn.clone(), self.store.clone(), keys)
+    }
+}
+
+async fn tenant(
+    db: &DatabaseConnection,
+    master: &MasterKey,
+    partner: Uuid,
+    region: &str,
+) -> TenantFixture {
+    let (tenant, connection, account) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+    exec(
+        db,
+        "INSERT INTO tenants (id, partner_id, name, region) VALUES ($1, $2, $3, $4)",
+        vec![
+            tenant.into(),
+            partner.into(),
+            format!("Tenant {tenant}").into(),
+            region.into(),
+        ],
+    )
+    .await;
+    let wrapped = TenantKeys::generate().wrap(master, tenant.as_bytes());
+    exec(
+        db,
+        "INSERT INTO tenant_keys (tenant_id, wrapped_data_key, wrapped_dedup_key) VALUES ($1, $2, $3)",
+        vec![tenant.into(), wrapped.data.into(), wrapped.dedup.into()],
+    )
+    .await;
+    exec(
+        db,
+        "INSERT INTO connections (id, tenant_id, provider, status) VALUES ($1, $2, 'm365', 'active')",
+        vec![connection.into(), tenant.into()],
+    )
+    .await;
+    exec(
+        db,
+        "INSERT INTO protected_accounts (id, tenant_id, connection_id, external_id, email_hash, email_sealed, included)
+         VALUES ($1, $2, $3, $4, $5, $6, true)",
+        vec![
+            account.into(),
+            tenant.into(),
+            connection.into(),
+            account.to_string().into(),
+            vec![1u8; 32].into(),
+            vec![2u8; 40].into(),
+        ],
+    )
+    .await;
+    TenantFixture {
+        tenant,
+        connection,
+        account,
+        region: region.parse().unwrap(),
+    }
+}
+
+async fn exec(db: &DatabaseConnection, sql: &str, values: Vec<Value>) {
+    db.execute(Statement::from_sql_and_values(DbBackend::Postgres, sql, values))
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
+
+async fn scalar(db: &DatabaseConnection, sql: &str, values: Vec<Value>) -> i64 {
+    let row = db
+        .query_one(Statement::from_sql_and_values(DbBackend::Postgres, sql, values))
+        .await
+        .unwrap()
+        .unwrap();
+    row.try_get_by_index::<Option<i64>>(0).unwrap().unwrap_or(0)
+}
+
+fn key(t: &TenantFixture, source_id: &str) -> ItemKey {
+    ItemKey {
+        tenant_id: t.tenant,
+        connection_id: t.connection,
+        account_id: t.account,
+        provider: Provider::M365,
+        workload: Workload::Mail,
+        source_id: source_id.to_owned(),
+    }
+}
+
+fn random_bytes(rng: &mut impl RngCore, len: usize) -> Vec<u8> {
+    let mut v = vec![0u8; len];
+    rng.fill_bytes(&mut v);
+    v
+}
+
+async fn publish(
+    publisher: &WorkPublisher,
+    t: &TenantFixture,
+    source_id: &str,
+    content: &[u8],
+    metadata: Metadata,
+) {
+    arkiv_vault::upload::publish_item(
+        publisher,
+        &t.region,
+        key(t, source_id),
+        Some("ck-1".into()),
+        metadata,
+        content,
+    )
+    .await
+    .expect("published and confirmed");
+}
+
+/// Wait until the tenant has `n` versions indexed.
+async fn await_versions(db: &DatabaseConnection, tenant: Uuid, n: i64) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let have = scalar(
+            db,
+            "SELECT count(*) FROM item_versions WHERE tenant_id = $1",
+            vec![tenant.into()],
+        )
+        .await;
+        if have >= n {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "only {have} of {n} versions indexed after 120 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn version_of(db: &DatabaseConnection, t: &TenantFixture, source_id: &str) -> Uuid {
+    let row = db
+        .query_one(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT v.id FROM item_versions v JOIN items i ON i.id = v.item_id
+              WHERE i.account_id = $1 AND i.source_id = $2 ORDER BY v.version DESC LIMIT 1",
+            vec![t.account.into(), source_id.into()],
+        ))
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("{source_id} is indexed"));
+    row.try_get_by_index(0).unwrap()
+}
+
+async fn stored_bytes(db: &DatabaseConnection, tenant: Uuid) -> i64 {
+    scalar(
+        db,
+        "SELECT sum(stored_size)::bigint FROM chunks WHERE tenant_id = $1",
+        vec![tenant.into()],
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn items_from_empty_to_50_mb_come_back_byte_identical_from_their_regions_bucket() {
+    let f = Fixture::new("pipe-roundtrip", &["eu"], |_| {}).await;
+    let t = f.tenants[0].clone();
+    let (_broker, publisher) = f.publisher().await;
+    let _worker = f.worker().await;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+    let sizes = [
+        0usize,
+        1,
+        1000,
+        256 * 1024,
+        256 * 1024 + 1,
+        3_000_000,
+        50 * 1024 * 1024,
+    ];
+    let mut items = Vec::new();
+    for (i, size) in sizes.iter().enumerate() {
+        let content = random_bytes(&mut rng, *size);
+        publish(&publisher, &t, &format!("item-{i}"), &content, Metadata::default()).await;
+        items.push((format!("item-{i}"), content));
+    }
+    await_versions(f.conn(), t.tenant, sizes.len() as i64).await;
+    let reader = f.reader();
+    for (source_id, content) in &items {
+        let version = version_of(f.conn(), &t, source_id).await;
+        let back = reader.read_all(version).await.unwrap();
+        assert_eq!(back.len(), content.len(), "{source_id}");
+        assert!(back == *content, "{source_id} comes back byte-identical");
+    }
+
+    // Everything is in the eu bucket under the tenant's prefix, as packs
+    // (not one object per item), and nothing in the other regions.
+    let prefix = arkiv_vault::tenant_prefix(t.tenant);
+    let eu = f.store.list(&"eu".parse().unwrap(), &prefix).await.unwrap();
+    let packs = scalar(f.conn(), "SELECT count(*) FROM packs WHERE tenant_id = $1", vec![t.tenant.into()]).await;
+    assert_eq!(eu.len() as i64, packs);
+    assert!(packs < 100, "{packs} packs for {} items", sizes.len());
+    for region in ["uk", "us"] {
+        assert!(f
+            .store
+            .list(&region.parse().unwrap(), &prefix)
+            .await
+            .unwrap()
+            .is_empty());
+    }
+
+    // A redelivered item (published again, unchanged) adds no version and
+    // no stored bytes; a changed one adds exactly one version.
+    let before = stored_bytes(f.conn(), t.tenant).await;
+    publish(&publisher, &t, "item-2", &items[2].1, Metadata::default()).await;
+    let changed = Metadata {
+        subject: Some("renamed".into()),
+        ..Metadata::default()
+    };
+    publish(&publisher, &t, "item-3", &items[3].1, changed).await;
+    await_versions(f.conn(), t.tenant, sizes.len() as i64 + 1).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        scalar(f.conn(), "SELECT count(*) FROM item_versions WHERE tenant_id = $1", vec![t.tenant.into()]).await,
+        sizes.len() as i64 + 1
+    );
+    assert_eq!(stored_bytes(f.conn(), t.tenant).await, before, "metadata changed, content did not");
+
+    // Corruption is an error naming the pack and chunk, never wrong bytes.
+    let version = version_of(f.conn(), &t, "item-5").await;
+    let pack_key: String = f
+        .conn()
+        .query_one(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT p.object_key FROM version_chunks vc
+               JOIN chunks c ON c.tenant_id = vc.tenant_id AND c.id = vc.chunk_id
+               JOIN packs p ON p.id = c.pack_id WHERE vc.version_id = $1 LIMIT 1",
+            vec![version.into()],
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get_by_index(0)
+        .unwrap();
+    let mut body = f.store.get(&t.region, &pack_key).await.unwrap().to_vec();
+    let middle = body.len() / 2;
+    body[middle] ^= 0xff;
+    f.store.put(&t.region, &pack_key, body.into()).await.unwrap();
+    let err = f.reader().read_all(version).await.unwrap_err().to_string();
+    assert!(err.contains(&pack_key) && err.contains("chunk"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identical_content_is_stored_once_per_tenant_and_a_shared_block_once() {
+    let f = Fixture::new("pipe-dedup", &["eu", "eu"], |_| {}).await;
+    let (a, b) = (f.tenants[0].clone(), f.tenants[1].clone());
+    let (_broker, publisher) = f.publisher().await;
+    let _worker = f.worker().await;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(2);
+
+    // The same 2 MB five times in tenant a, and once in tenant b.
+    let same = random_bytes(&mut rng, 2_000_000);
+    for i in 0..5 {
+        publish(&publisher, &a, &format!("copy-{i}"), &same, Metadata::default()).await;
+    }
+    publish(&publisher, &b, "copy-0", &same, Metadata::default()).await;
+    await_versions(f.conn(), a.tenant, 5).await;
+    await_versions(f.conn(), b.tenant, 1).await;
+    let stored_a = stored_bytes(f.conn(), a.tenant).await;
+    let stored_b = stored_bytes(f.conn(), b.tenant).await;
+    assert!(
+        stored_a < 2_100_000,
+        "five copies stored once in tenant a: {stored_a} bytes"
+    );
+    assert!(stored_b >= 2_000_000, "tenant b stores its own copy: {stored_b}");
+    let shared_ids = scalar(
+        f.conn(),
+        "SELECT count(*) FROM chunks x JOIN chunks y ON x.id = y.id
+          WHERE x.tenant_id = $1 AND y.tenant_id = $2",
+        vec![a.tenant.into(), b.tenant.into()],
+    )
+    .await;
+    assert_eq!(shared_ids, 0, "chunk ids are keyed per tenant");
+
+    // A 1 MB block inside ten otherwise different items.
+    let block = random_bytes(&mut rng, 1_000_000);
+    let before = stored_bytes(f.conn(), a.tenant).await;
+    let mut unique = 0usize;
+    for i in 0..10 {
+        let head = random_bytes(&mut rng, 100_000 + i * 7_919);
+        let tail = random_bytes(&mut rng, 50_000 + i * 3_001);
+        unique += head.len() + tail.len();
+        let content = [head, block.clone(), tail].concat();
+        publish(&publisher, &a, &format!("shared-{i}"), &content, Metadata::default()).await;
+    }
+    await_versions(f.conn(), a.tenant, 15).await;
+    let added = stored_bytes(f.conn(), a.tenant).await - before;
+    let for_the_block = added - unique as i64;
+    assert!(
+        for_the_block < 1_300_000,
+        "the shared block cost {for_the_block} bytes over ten items"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poison_messages_are_parked_with_their_reason_and_the_stream_keeps_flowing() {
+    let f = Fixture::new("pipe-poison", &["eu"], |c| {
+        c.set("worker.retry_delay_ms", 200);
+        c.set("worker.max_attempts", 2);
+    })
+    .await;
+    let t = f.tenants[0].clone();
+    let (broker, publisher) = f.publisher().await;
+    let _worker = f.worker().await;
+    let queues = arkiv_queue::RegionQueues::new(&broker, &t.region);
+    let raw = broker.publisher().await.unwrap();
+    let key = TransportKey::from_secret(&f.settings.keys().unwrap().transport_key().unwrap());
+    let props = arkiv_queue::lapin::BasicProperties::default;
+
+    // Undecryptable, an unknown schema version, and an unknown tenant.
+    let mut garbage = vec![arkiv_queue::work::SCHEMA_VERSION];
+    garbage.extend(random_bytes(&mut rand::thread_rng(), 200));
+    raw.publish("", &queues.work, &garbage, props()).await.unwrap();
+    let mut future = WorkItem::Deleted {
+        item: key_for_unknown(),
+        change_marker: None,
+        deleted_at: chrono::Utc::now(),
+    }
+    .seal(&key);
+    future[0] = 99;
+    raw.publish("", &queues.work, &future, props()).await.unwrap();
+    let stranger = WorkItem::Upsert {
+        item: key_for_unknown(),
+        change_marker: None,
+        metadata: Metadata::default(),
+        content: arkiv_queue::Content::Inline(b"hello".to_vec()),
+    };
+    publisher.publish(&t.region, &stranger).await.unwrap();
+    // And good items behind them.
+    for i in 0..20 {
+        publish(&publisher, &t, &format!("good-{i}"), format!("message {i}").as_bytes(), Metadata::default()).await;
+    }
+    await_versions(f.conn(), t.tenant, 20).await;
+
+    let mut parking = broker.consume(&queues.parking, 10).await.unwrap();
+    let mut reasons = Vec::new();
+    for _ in 0..3 {
+        let d = tokio::time::timeout(Duration::from_secs(30), parking.next())
+            .await
+            .expect("three deliveries parked within 30 s")
+            .unwrap();
+        assert_eq!(arkiv_queue::topology::attempts(&d.properties), 2);
+        reasons.push(arkiv_queue::topology::reason(&d.properties).unwrap());
+        arkiv_queue::ack(&d).await.unwrap();
+    }
+    reasons.sort();
+    assert!(reasons.iter().any(|r| r.contains("transport key")), "{reasons:?}");
+    assert!(reasons.iter().any(|r| r.contains("schema version 99")), "{reasons:?}");
+    assert!(reasons.iter().any(|r| r.contains("unknown tenant")), "{reasons:?}");
+    assert!(
+        tokio::time::timeout(Duration::from_secs(1), parking.next())
+            .await
+            .is_err(),
+        "nothing else is parked"
+    );
+}
+
+fn key_for_unknown() -> ItemKey {
+    ItemKey {
+        tenant_id: Uuid::now_v7(),
+        connection_id: Uuid::now_v7(),
+        account_id: Uuid::now_v7(),
+        provider: Provider::Google,
+        workload: Workload::Drive,
+        source_id: "x".into(),
+    }
+}
+
+/// kill -9 of the worker process at random moments while items flow:
+/// after the last restart every item is indexed exactly once, readable,
+/// and every pack the index names is wholly in S3.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_again_and_again_stores_every_item_exactly_once() {
+    let f = Fixture::new("pipe-kill", &["eu"], |c| {
+        c.set("worker.retry_delay_ms", 200);
+        c.set("worker.max_attempts", 50);
+        c.set("worker.prefetch", 50);
+    })
+    .await;
+    let t = f.tenants[0].clone();
+    let (_broker, publisher) = f.publisher().await;
+    let config = f.config.write();
+    let spawn = || {
+        std::process::Command::new(arkiv_tests::bin_path("arkiv-worker"))
+            .arg("--config")
+            .arg(&config.path)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("the worker binary starts")
+    };
+    const ITEMS: usize = 400;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+    let contents: Vec<Vec<u8>> = (0..ITEMS)
+        .map(|i| {
+            let len = if i % 50 == 0 { 400_000 } else { rng.gen_range(1_000..60_000) };
+            random_bytes(&mut rng, len)
+        })
+        .collect();
+    let feeder = {
+        let contents = contents.clone();
+        let t = t.clone();
+        tokio::spawn(async move {
+            for (i, content) in contents.iter().enumerate() {
+                publish(&publisher, &t, &format!("k-{i}"), content, Metadata::default()).await;
+            }
+        })
+    };
+    let mut kills = 0;
+    let mut worker = spawn();
+    while kills < 6 {
+        let pause = rng.gen_range(300..1200);
+        tokio::time::sleep(Duration::from_millis(pause)).await;
+        worker.kill().expect("SIGKILL");
+        worker.wait().unwrap();
+        kills += 1;
+        worker = spawn();
+    }
+    feeder.await.unwrap();
+    await_versions(f.conn(), t.tenant, ITEMS as i64).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    worker.kill().unwrap();
+    worker.wait().unwrap();
+
+    assert_eq!(
+        scalar(f.conn(), "SELECT count(*) FROM item_versions WHERE tenant_id = $1", vec![t.tenant.into()]).await,
+        ITEMS as i64,
+        "every item once, no duplicate versions"
+    );
+    assert_eq!(
+        scalar(f.conn(), "SELECT count(*) FROM items WHERE tenant_id = $1 AND latest_version <> 1", vec![t.tenant.into()]).await,
+        0
+    );
+    let reader = f.reader();
+    for i in (0..ITEMS).step_by(37) {
+        let version = version_of(f.conn(), &t, &format!("k-{i}")).await;
+        assert!(reader.read_all(version).await.unwrap() == contents[i], "k-{i}");
+    }
+    let rows = f
+        .conn()
+        .query_all(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT object_key, size FROM packs WHERE tenant_id = $1",
+            vec![t.tenant.into()],
+        ))
+        .await
+        .unwrap();
+    for row in rows {
+        let key: String = row.try_get_by_index(0).unwrap();
+        let size: i64 = row.try_get_by_index(1).unwrap();
+        let body = f.store.get(&t.region, &key).await.unwrap();
+        assert_eq!(body.len() as i64, size, "pack {key} is whole");
+    }
+}
