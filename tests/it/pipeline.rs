@@ -83,7 +83,8 @@ impl Fixture {
             .await
             .unwrap();
         }
-        let key = TransportKey::from_secret(&self.settings.keys().unwrap().transport_key().unwrap());
+        let key =
+            TransportKey::from_secret(&self.settings.keys().unwrap().transport_key().unwrap());
         let publisher = WorkPublisher::new(&broker, key).await.unwrap();
         (broker, publisher)
     }
@@ -165,14 +166,22 @@ async fn tenant(
 }
 
 async fn exec(db: &DatabaseConnection, sql: &str, values: Vec<Value>) {
-    db.execute(Statement::from_sql_and_values(DbBackend::Postgres, sql, values))
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    db.execute(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        sql,
+        values,
+    ))
+    .await
+    .unwrap_or_else(|e| panic!("{sql}: {e}"));
 }
 
 async fn scalar(db: &DatabaseConnection, sql: &str, values: Vec<Value>) -> i64 {
     let row = db
-        .query_one(Statement::from_sql_and_values(DbBackend::Postgres, sql, values))
+        .query_one(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            sql,
+            values,
+        ))
         .await
         .unwrap()
         .unwrap();
@@ -278,7 +287,14 @@ async fn items_from_empty_to_50_mb_come_back_byte_identical_from_their_regions_b
     let mut items = Vec::new();
     for (i, size) in sizes.iter().enumerate() {
         let content = random_bytes(&mut rng, *size);
-        publish(&publisher, &t, &format!("item-{i}"), &content, Metadata::default()).await;
+        publish(
+            &publisher,
+            &t,
+            &format!("item-{i}"),
+            &content,
+            Metadata::default(),
+        )
+        .await;
         items.push((format!("item-{i}"), content));
     }
     await_versions(f.conn(), t.tenant, sizes.len() as i64).await;
@@ -294,7 +310,12 @@ async fn items_from_empty_to_50_mb_come_back_byte_identical_from_their_regions_b
     // (not one object per item), and nothing in the other regions.
     let prefix = arkiv_vault::tenant_prefix(t.tenant);
     let eu = f.store.list(&"eu".parse().unwrap(), &prefix).await.unwrap();
-    let packs = scalar(f.conn(), "SELECT count(*) FROM packs WHERE tenant_id = $1", vec![t.tenant.into()]).await;
+    let packs = scalar(
+        f.conn(),
+        "SELECT count(*) FROM packs WHERE tenant_id = $1",
+        vec![t.tenant.into()],
+    )
+    .await;
     assert_eq!(eu.len() as i64, packs);
     assert!(packs < 100, "{packs} packs for {} items", sizes.len());
     for region in ["uk", "us"] {
@@ -318,10 +339,19 @@ async fn items_from_empty_to_50_mb_come_back_byte_identical_from_their_regions_b
     await_versions(f.conn(), t.tenant, sizes.len() as i64 + 1).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(
-        scalar(f.conn(), "SELECT count(*) FROM item_versions WHERE tenant_id = $1", vec![t.tenant.into()]).await,
+        scalar(
+            f.conn(),
+            "SELECT count(*) FROM item_versions WHERE tenant_id = $1",
+            vec![t.tenant.into()]
+        )
+        .await,
         sizes.len() as i64 + 1
     );
-    assert_eq!(stored_bytes(f.conn(), t.tenant).await, before, "metadata changed, content did not");
+    assert_eq!(
+        stored_bytes(f.conn(), t.tenant).await,
+        before,
+        "metadata changed, content did not"
+    );
 
     // Corruption is an error naming the pack and chunk, never wrong bytes.
     let version = version_of(f.conn(), &t, "item-5").await;
@@ -342,7 +372,10 @@ async fn items_from_empty_to_50_mb_come_back_byte_identical_from_their_regions_b
     let mut body = f.store.get(&t.region, &pack_key).await.unwrap().to_vec();
     let middle = body.len() / 2;
     body[middle] ^= 0xff;
-    f.store.put(&t.region, &pack_key, body.into()).await.unwrap();
+    f.store
+        .put(&t.region, &pack_key, body.into())
+        .await
+        .unwrap();
     let err = f.reader().read_all(version).await.unwrap_err().to_string();
     assert!(err.contains(&pack_key) && err.contains("chunk"), "{err}");
 }
@@ -358,7 +391,14 @@ async fn identical_content_is_stored_once_per_tenant_and_a_shared_block_once() {
     // The same 2 MB five times in tenant a, and once in tenant b.
     let same = random_bytes(&mut rng, 2_000_000);
     for i in 0..5 {
-        publish(&publisher, &a, &format!("copy-{i}"), &same, Metadata::default()).await;
+        publish(
+            &publisher,
+            &a,
+            &format!("copy-{i}"),
+            &same,
+            Metadata::default(),
+        )
+        .await;
     }
     publish(&publisher, &b, "copy-0", &same, Metadata::default()).await;
     await_versions(f.conn(), a.tenant, 5).await;
@@ -369,7 +409,10 @@ async fn identical_content_is_stored_once_per_tenant_and_a_shared_block_once() {
         stored_a < 2_100_000,
         "five copies stored once in tenant a: {stored_a} bytes"
     );
-    assert!(stored_b >= 2_000_000, "tenant b stores its own copy: {stored_b}");
+    assert!(
+        stored_b >= 2_000_000,
+        "tenant b stores its own copy: {stored_b}"
+    );
     let shared_ids = scalar(
         f.conn(),
         "SELECT count(*) FROM chunks x JOIN chunks y ON x.id = y.id
@@ -388,7 +431,14 @@ async fn identical_content_is_stored_once_per_tenant_and_a_shared_block_once() {
         let tail = random_bytes(&mut rng, 50_000 + i * 3_001);
         unique += head.len() + tail.len();
         let content = [head, block.clone(), tail].concat();
-        publish(&publisher, &a, &format!("shared-{i}"), &content, Metadata::default()).await;
+        publish(
+            &publisher,
+            &a,
+            &format!("shared-{i}"),
+            &content,
+            Metadata::default(),
+        )
+        .await;
     }
     await_versions(f.conn(), a.tenant, 15).await;
     let added = stored_bytes(f.conn(), a.tenant).await - before;
@@ -417,7 +467,9 @@ async fn poison_messages_are_parked_with_their_reason_and_the_stream_keeps_flowi
     // Undecryptable, an unknown schema version, and an unknown tenant.
     let mut garbage = vec![arkiv_queue::work::SCHEMA_VERSION];
     garbage.extend(random_bytes(&mut rand::thread_rng(), 200));
-    raw.publish("", &queues.work, &garbage, props()).await.unwrap();
+    raw.publish("", &queues.work, &garbage, props())
+        .await
+        .unwrap();
     let mut future = WorkItem::Deleted {
         item: key_for_unknown(),
         change_marker: None,
@@ -425,7 +477,9 @@ async fn poison_messages_are_parked_with_their_reason_and_the_stream_keeps_flowi
     }
     .seal(&key);
     future[0] = 99;
-    raw.publish("", &queues.work, &future, props()).await.unwrap();
+    raw.publish("", &queues.work, &future, props())
+        .await
+        .unwrap();
     let stranger = WorkItem::Upsert {
         item: key_for_unknown(),
         change_marker: None,
@@ -435,7 +489,14 @@ async fn poison_messages_are_parked_with_their_reason_and_the_stream_keeps_flowi
     publisher.publish(&t.region, &stranger).await.unwrap();
     // And good items behind them.
     for i in 0..20 {
-        publish(&publisher, &t, &format!("good-{i}"), format!("message {i}").as_bytes(), Metadata::default()).await;
+        publish(
+            &publisher,
+            &t,
+            &format!("good-{i}"),
+            format!("message {i}").as_bytes(),
+            Metadata::default(),
+        )
+        .await;
     }
     await_versions(f.conn(), t.tenant, 20).await;
 
@@ -451,9 +512,18 @@ async fn poison_messages_are_parked_with_their_reason_and_the_stream_keeps_flowi
         arkiv_queue::ack(&d).await.unwrap();
     }
     reasons.sort();
-    assert!(reasons.iter().any(|r| r.contains("transport key")), "{reasons:?}");
-    assert!(reasons.iter().any(|r| r.contains("schema version 99")), "{reasons:?}");
-    assert!(reasons.iter().any(|r| r.contains("unknown tenant")), "{reasons:?}");
+    assert!(
+        reasons.iter().any(|r| r.contains("transport key")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons.iter().any(|r| r.contains("schema version 99")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons.iter().any(|r| r.contains("unknown tenant")),
+        "{reasons:?}"
+    );
     assert!(
         tokio::time::timeout(Duration::from_secs(1), parking.next())
             .await
@@ -500,7 +570,11 @@ async fn a_worker_killed_again_and_again_stores_every_item_exactly_once() {
     let mut rng = rand::rngs::StdRng::seed_from_u64(3);
     let contents: Vec<Vec<u8>> = (0..ITEMS)
         .map(|i| {
-            let len = if i % 50 == 0 { 400_000 } else { rng.gen_range(1_000..60_000) };
+            let len = if i % 50 == 0 {
+                400_000
+            } else {
+                rng.gen_range(1_000..60_000)
+            };
             random_bytes(&mut rng, len)
         })
         .collect();
@@ -509,7 +583,14 @@ async fn a_worker_killed_again_and_again_stores_every_item_exactly_once() {
         let t = t.clone();
         tokio::spawn(async move {
             for (i, content) in contents.iter().enumerate() {
-                publish(&publisher, &t, &format!("k-{i}"), content, Metadata::default()).await;
+                publish(
+                    &publisher,
+                    &t,
+                    &format!("k-{i}"),
+                    content,
+                    Metadata::default(),
+                )
+                .await;
             }
         })
     };
@@ -530,18 +611,31 @@ async fn a_worker_killed_again_and_again_stores_every_item_exactly_once() {
     worker.wait().unwrap();
 
     assert_eq!(
-        scalar(f.conn(), "SELECT count(*) FROM item_versions WHERE tenant_id = $1", vec![t.tenant.into()]).await,
+        scalar(
+            f.conn(),
+            "SELECT count(*) FROM item_versions WHERE tenant_id = $1",
+            vec![t.tenant.into()]
+        )
+        .await,
         ITEMS as i64,
         "every item once, no duplicate versions"
     );
     assert_eq!(
-        scalar(f.conn(), "SELECT count(*) FROM items WHERE tenant_id = $1 AND latest_version <> 1", vec![t.tenant.into()]).await,
+        scalar(
+            f.conn(),
+            "SELECT count(*) FROM items WHERE tenant_id = $1 AND latest_version <> 1",
+            vec![t.tenant.into()]
+        )
+        .await,
         0
     );
     let reader = f.reader();
     for i in (0..ITEMS).step_by(37) {
         let version = version_of(f.conn(), &t, &format!("k-{i}")).await;
-        assert!(reader.read_all(version).await.unwrap() == contents[i], "k-{i}");
+        assert!(
+            reader.read_all(version).await.unwrap() == contents[i],
+            "k-{i}"
+        );
     }
     let rows = f
         .conn()

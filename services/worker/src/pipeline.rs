@@ -26,10 +26,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arkiv_crypto::{KeyedHash, TransportKey};
-use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, FromQueryResult,
-    Statement, TransactionTrait, Value,
-};
 use arkiv_queue::topology::{self, RegionQueues};
 use arkiv_queue::{Broker, Consumer, Content, Delivery, Publisher, WorkItem};
 use arkiv_store::ObjectStore;
@@ -38,6 +34,10 @@ use arkiv_vault::{chunking, pack_key, sealed, VaultError};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use lapin::options::BasicAckOptions;
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, FromQueryResult,
+    Statement, TransactionTrait, Value,
+};
 use tokio::sync::watch;
 use uuid::Uuid;
 
@@ -92,7 +92,25 @@ struct NewChunk {
 /// The chunks of one item's content, in order: (id, plaintext size).
 type ChunkList = Vec<(KeyedHash, usize)>;
 
+/// Every chunk met in a batch, once, in the order first met, so that an
+/// item's chunks lie back to back in its pack and read back in one range.
+#[derive(Default)]
+struct Seen {
+    plain: HashMap<(Uuid, KeyedHash), Bytes>,
+    order: Vec<(Uuid, KeyedHash)>,
+}
+
+impl Seen {
+    fn add(&mut self, tenant: Uuid, id: KeyedHash, piece: &[u8]) {
+        if let std::collections::hash_map::Entry::Vacant(slot) = self.plain.entry((tenant, id)) {
+            slot.insert(Bytes::copy_from_slice(piece));
+            self.order.push((tenant, id));
+        }
+    }
+}
+
 /// What a decoded delivery asks for.
+#[allow(clippy::large_enum_variant)] // a batch holds a few hundred at most
 enum Job {
     Upsert {
         ctx: Arc<TenantContext>,
@@ -159,7 +177,11 @@ impl Pipeline {
     }
 
     /// Process a batch and settle every delivery in it.
-    async fn handle(&self, publisher: &Publisher, batch: Vec<Delivery>) -> Result<(), PipelineError> {
+    async fn handle(
+        &self,
+        publisher: &Publisher,
+        batch: Vec<Delivery>,
+    ) -> Result<(), PipelineError> {
         let started = Instant::now();
         let failures = match self.process(&batch).await {
             Ok(failures) => failures,
@@ -222,10 +244,9 @@ impl Pipeline {
     async fn process(&self, batch: &[Delivery]) -> Result<Vec<Failure>, PipelineError> {
         let mut failures = Vec::new();
         let mut jobs: Vec<(usize, Job)> = Vec::new();
-        // Plaintext of every chunk met in this batch, by tenant and id.
-        let mut plain: HashMap<(Uuid, KeyedHash), Bytes> = HashMap::new();
+        let mut seen = Seen::default();
         for (index, delivery) in batch.iter().enumerate() {
-            match self.decode(delivery, &mut plain).await {
+            match self.decode(delivery, &mut seen).await {
                 Ok(job) => jobs.push((index, job)),
                 Err(reason) => failures.push(Failure { index, reason }),
             }
@@ -233,7 +254,7 @@ impl Pipeline {
 
         // Which chunks each tenant lacks, sealed into one pack per tenant.
         let mut by_tenant: BTreeMap<Uuid, Vec<KeyedHash>> = BTreeMap::new();
-        for (tenant, id) in plain.keys() {
+        for (tenant, id) in &seen.order {
             by_tenant.entry(*tenant).or_default().push(*id);
         }
         let mut contexts: HashMap<Uuid, Arc<TenantContext>> = HashMap::new();
@@ -246,7 +267,8 @@ impl Pipeline {
         let mut packs: Vec<(Arc<TenantContext>, Uuid, Vec<u8>)> = Vec::new();
         for (tenant, ids) in by_tenant {
             let known = existing_chunks(&self.db, tenant, &ids).await?;
-            let missing: Vec<KeyedHash> = ids.into_iter().filter(|id| !known.contains(id)).collect();
+            let missing: Vec<KeyedHash> =
+                ids.into_iter().filter(|id| !known.contains(id)).collect();
             metrics::counter!("arkiv_worker_dedup_hits_total").increment(known.len() as u64);
             if missing.is_empty() {
                 continue;
@@ -255,14 +277,13 @@ impl Pipeline {
             let pack_id = Uuid::now_v7();
             let inputs: Vec<(KeyedHash, Bytes)> = missing
                 .iter()
-                .map(|id| (*id, plain[&(tenant, *id)].clone()))
+                .map(|id| (*id, seen.plain[&(tenant, *id)].clone()))
                 .collect();
             let sealing_ctx = ctx.clone();
-            let (body, chunks) = tokio::task::spawn_blocking(move || {
-                seal_pack(&sealing_ctx, pack_id, inputs)
-            })
-            .await
-            .expect("sealing does not panic");
+            let (body, chunks) =
+                tokio::task::spawn_blocking(move || seal_pack(&sealing_ctx, pack_id, inputs))
+                    .await
+                    .expect("sealing does not panic");
             new_chunks.extend(chunks.into_iter().map(|c| (tenant, c)));
             packs.push((ctx, pack_id, body));
         }
@@ -364,12 +385,8 @@ impl Pipeline {
     }
 
     /// Open a delivery and cut its content; chunks' plaintext goes to
-    /// `plain`. `Err` is the reason this delivery cannot be stored.
-    async fn decode(
-        &self,
-        delivery: &Delivery,
-        plain: &mut HashMap<(Uuid, KeyedHash), Bytes>,
-    ) -> Result<Job, String> {
+    /// `seen`. `Err` is the reason this delivery cannot be stored.
+    async fn decode(&self, delivery: &Delivery, seen: &mut Seen) -> Result<Job, String> {
         let work = WorkItem::open(&delivery.data, &self.transport).map_err(|e| e.to_string())?;
         metrics::counter!("arkiv_worker_bytes_in_total").increment(delivery.data.len() as u64);
         let tenant = work.tenant_id();
@@ -388,9 +405,7 @@ impl Pipeline {
                 .into_iter()
                 .map(|piece| {
                     let id = sealed::chunk_id(&ctx.keys, piece);
-                    plain
-                        .entry((tenant, id))
-                        .or_insert_with(|| Bytes::copy_from_slice(piece));
+                    seen.add(tenant, id, piece);
                     (id, piece.len())
                 })
                 .collect()
@@ -430,9 +445,7 @@ impl Pipeline {
                     .iter()
                     .map(|piece| {
                         let id = sealed::chunk_id(&ctx.keys, piece);
-                        plain
-                            .entry((tenant, id))
-                            .or_insert_with(|| Bytes::copy_from_slice(piece));
+                        seen.add(tenant, id, piece);
                         (id, piece.len())
                     })
                     .collect();
@@ -503,14 +516,21 @@ async fn existing_chunks(
         ))
         .all(db)
         .await?;
-        known.extend(rows.into_iter().filter_map(|r| KeyedHash::try_from(r.id).ok()));
+        known.extend(
+            rows.into_iter()
+                .filter_map(|r| KeyedHash::try_from(r.id).ok()),
+        );
     }
     Ok(known)
 }
 
 async fn exec(txn: &DatabaseTransaction, sql: &str, values: Vec<Value>) -> Result<u64, DbErr> {
     Ok(txn
-        .execute(Statement::from_sql_and_values(DbBackend::Postgres, sql, values))
+        .execute(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            sql,
+            values,
+        ))
         .await?
         .rows_affected())
 }
@@ -735,7 +755,12 @@ async fn upsert(
 
 /// The associated data of a version's sealed metadata.
 pub fn metadata_aad(tenant: Uuid, version: Uuid) -> Vec<u8> {
-    [b"arkiv metadata ".as_slice(), tenant.as_bytes(), version.as_bytes()].concat()
+    [
+        b"arkiv metadata ".as_slice(),
+        tenant.as_bytes(),
+        version.as_bytes(),
+    ]
+    .concat()
 }
 
 /// Mark an item deleted at the source (idempotent; unknown items are

@@ -206,7 +206,12 @@ impl WorkPublisher {
     ) -> Result<(), QueueError> {
         let queue = format!("{}.work.{region}", self.prefix);
         self.publisher
-            .publish("", &queue, &item.seal(&self.key), BasicProperties::default())
+            .publish(
+                "",
+                &queue,
+                &item.seal(&self.key),
+                BasicProperties::default(),
+            )
             .await
     }
 }

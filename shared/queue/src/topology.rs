@@ -68,7 +68,10 @@ pub async fn declare(
     declare(names.parking.clone(), quorum()).await?;
     let mut retry = quorum();
     let ttl = i64::try_from(retry_delay.as_millis()).unwrap_or(i64::MAX);
-    retry.insert(ShortString::from("x-message-ttl"), AMQPValue::LongLongInt(ttl));
+    retry.insert(
+        ShortString::from("x-message-ttl"),
+        AMQPValue::LongLongInt(ttl),
+    );
     retry.insert(
         ShortString::from("x-dead-letter-exchange"),
         AMQPValue::LongString("".into()),
@@ -109,7 +112,10 @@ pub fn attempts(properties: &lapin::BasicProperties) -> u32 {
 /// Properties for a message that failed `attempts` times, last for `reason`.
 pub fn failed_properties(attempts: u32, reason: &str) -> lapin::BasicProperties {
     let mut headers = FieldTable::default();
-    headers.insert(ShortString::from(ATTEMPTS_HEADER), AMQPValue::LongUInt(attempts));
+    headers.insert(
+        ShortString::from(ATTEMPTS_HEADER),
+        AMQPValue::LongUInt(attempts),
+    );
     headers.insert(
         ShortString::from(REASON_HEADER),
         AMQPValue::LongString(reason.into()),

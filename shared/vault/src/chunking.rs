@@ -60,7 +60,10 @@ impl StreamChunker {
 
     /// The remaining chunks, at the end of the content.
     pub fn finish(self) -> Vec<Vec<u8>> {
-        split(&self.buffer).into_iter().map(<[u8]>::to_vec).collect()
+        split(&self.buffer)
+            .into_iter()
+            .map(<[u8]>::to_vec)
+            .collect()
     }
 }
 
@@ -86,7 +89,9 @@ mod tests {
         let chunks = split(&data);
         assert!(chunks.len() > 50);
         assert!(chunks.iter().all(|c| c.len() <= MAX_SIZE));
-        assert!(chunks[..chunks.len() - 1].iter().all(|c| c.len() >= MIN_SIZE));
+        assert!(chunks[..chunks.len() - 1]
+            .iter()
+            .all(|c| c.len() >= MIN_SIZE));
         assert_eq!(chunks.concat(), data);
         assert!(split(&[]).is_empty());
     }

@@ -66,10 +66,13 @@ impl KeyRing {
                 reason: e.to_string(),
             }
         })?;
-        let region = t.region.parse().map_err(|e: arkiv_domain::RegionError| VaultError::Keys {
-            tenant,
-            reason: e.to_string(),
-        })?;
+        let region = t
+            .region
+            .parse()
+            .map_err(|e: arkiv_domain::RegionError| VaultError::Keys {
+                tenant,
+                reason: e.to_string(),
+            })?;
         let ctx = Arc::new(TenantContext {
             tenant,
             region,

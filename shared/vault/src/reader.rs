@@ -4,10 +4,10 @@
 
 use std::sync::Arc;
 
-use sea_orm::{DatabaseConnection, DbBackend, FromQueryResult, Statement};
 use arkiv_store::ObjectStore;
 use bytes::Bytes;
 use futures::stream::{self, Stream, StreamExt};
+use sea_orm::{DatabaseConnection, DbBackend, FromQueryResult, Statement};
 use uuid::Uuid;
 
 use crate::keyring::{KeyRing, TenantContext};
@@ -16,6 +16,8 @@ use crate::VaultError;
 
 /// Largest ranged GET the reader issues.
 const MAX_RUN: u64 = 8 * 1024 * 1024;
+/// Ranged GETs in flight at once.
+const READ_AHEAD: usize = 4;
 
 #[derive(Debug, FromQueryResult)]
 struct Located {
@@ -90,8 +92,10 @@ impl Reader {
         .await?;
         let runs = runs(located);
         let store = self.store.clone();
+        // A few ranged GETs in flight, results still in order.
         Ok(stream::iter(runs)
-            .then(move |run| read_run(store.clone(), ctx.clone(), run))
+            .map(move |run| read_run(store.clone(), ctx.clone(), run))
+            .buffered(READ_AHEAD)
             .flat_map(|result| match result {
                 Ok(pieces) => stream::iter(pieces.into_iter().map(Ok).collect::<Vec<_>>()),
                 Err(e) => stream::iter(vec![Err(e)]),
@@ -159,8 +163,14 @@ async fn read_run(
         let stored = bytes
             .get(at..end)
             .ok_or_else(|| corrupt("the pack is shorter than the index says".into()))?;
-        let plain = open_chunk(&ctx.keys, ctx.tenant, &id, chunk.plain_size as usize, stored)
-            .map_err(|e| corrupt(e.to_string()))?;
+        let plain = open_chunk(
+            &ctx.keys,
+            ctx.tenant,
+            &id,
+            chunk.plain_size as usize,
+            stored,
+        )
+        .map_err(|e| corrupt(e.to_string()))?;
         out.push(Bytes::from(plain));
         at = end;
     }

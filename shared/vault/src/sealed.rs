@@ -22,8 +22,8 @@ fn aad(tenant: Uuid, id: &KeyedHash) -> Vec<u8> {
 
 /// The stored form of a chunk whose id is `id`.
 pub fn seal_chunk(keys: &TenantKeys, tenant: Uuid, id: &KeyedHash, plaintext: &[u8]) -> Vec<u8> {
-    let compressed = zstd::bulk::compress(plaintext, ZSTD_LEVEL)
-        .expect("zstd compresses any in-memory buffer");
+    let compressed =
+        zstd::bulk::compress(plaintext, ZSTD_LEVEL).expect("zstd compresses any in-memory buffer");
     keys.data.seal(&compressed, &aad(tenant, id))
 }
 
@@ -70,15 +70,28 @@ mod tests {
         let id = chunk_id(&keys, &plain);
         let stored = seal_chunk(&keys, tenant, &id, &plain);
         assert!(stored.len() < plain.len(), "compressed");
-        assert_eq!(open_chunk(&keys, tenant, &id, plain.len(), &stored).unwrap(), plain);
+        assert_eq!(
+            open_chunk(&keys, tenant, &id, plain.len(), &stored).unwrap(),
+            plain
+        );
 
         let mut flipped = stored.clone();
         flipped[20] ^= 1;
-        assert_eq!(open_chunk(&keys, tenant, &id, plain.len(), &flipped), Err(ChunkError::Tag));
+        assert_eq!(
+            open_chunk(&keys, tenant, &id, plain.len(), &flipped),
+            Err(ChunkError::Tag)
+        );
         let other = Uuid::from_u128(6);
-        assert_eq!(open_chunk(&keys, other, &id, plain.len(), &stored), Err(ChunkError::Tag));
+        assert_eq!(
+            open_chunk(&keys, other, &id, plain.len(), &stored),
+            Err(ChunkError::Tag)
+        );
         let other_keys = TenantKeys::generate();
-        assert_ne!(chunk_id(&other_keys, &plain), id, "ids differ between tenants");
+        assert_ne!(
+            chunk_id(&other_keys, &plain),
+            id,
+            "ids differ between tenants"
+        );
         assert_eq!(
             open_chunk(&other_keys, tenant, &id, plain.len(), &stored),
             Err(ChunkError::Tag)
