@@ -400,9 +400,10 @@ impl Pipeline {
                 ctx.region, self.queues.region
             ));
         }
-        let mut cut = |data: &[u8]| -> ChunkList {
-            chunking::split(data)
-                .into_iter()
+        // Chunks already cut (by the connector, or by `chunking::split`
+        // here) get their ids, and their plaintext joins the batch's.
+        let mut record = |pieces: &mut dyn Iterator<Item = &[u8]>| -> ChunkList {
+            pieces
                 .map(|piece| {
                     let id = sealed::chunk_id(&ctx.keys, piece);
                     seen.add(tenant, id, piece);
@@ -418,7 +419,9 @@ impl Pipeline {
                 content,
             } => {
                 let (chunks, upload) = match content {
-                    Content::Inline(data) => (Some(cut(&data)), None),
+                    Content::Inline(data) => {
+                        (Some(record(&mut chunking::split(&data).into_iter())), None)
+                    }
                     Content::Chunked {
                         upload_id,
                         chunks,
@@ -441,14 +444,7 @@ impl Pipeline {
                 pieces,
                 ..
             } => {
-                let chunks = pieces
-                    .iter()
-                    .map(|piece| {
-                        let id = sealed::chunk_id(&ctx.keys, piece);
-                        seen.add(tenant, id, piece);
-                        (id, piece.len())
-                    })
-                    .collect();
+                let chunks = record(&mut pieces.iter().map(|p| p.as_slice()));
                 Job::Stage {
                     ctx,
                     upload_id,

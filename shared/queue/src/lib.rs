@@ -87,15 +87,21 @@ impl Broker {
     /// Declare a durable quorum queue (idempotent). `local` is prefixed.
     pub async fn declare_quorum_queue(&self, local: &str) -> Result<String, QueueError> {
         let name = self.name(local);
-        let mut args = FieldTable::default();
-        args.insert(
-            ShortString::from("x-queue-type"),
-            AMQPValue::LongString("quorum".into()),
-        );
-        self.channel()
-            .await?
+        self.declare_durable(&name, quorum_args()).await?;
+        Ok(name)
+    }
+
+    /// Declare a durable queue by its full name with `args` (idempotent as
+    /// long as the arguments stay the same).
+    pub(crate) async fn declare_durable(
+        &self,
+        name: &str,
+        args: FieldTable,
+    ) -> Result<(), QueueError> {
+        let channel = self.channel().await?;
+        channel
             .queue_declare(
-                name.as_str().into(),
+                name.into(),
                 QueueDeclareOptions {
                     durable: true,
                     ..QueueDeclareOptions::default()
@@ -103,7 +109,8 @@ impl Broker {
                 args,
             )
             .await?;
-        Ok(name)
+        let _ = channel.close(200, "declared".into()).await;
+        Ok(())
     }
 
     /// Delete a queue by its full name (tests clean up after themselves).
@@ -214,6 +221,16 @@ impl WorkPublisher {
             )
             .await
     }
+}
+
+/// The arguments of a quorum queue.
+pub(crate) fn quorum_args() -> FieldTable {
+    let mut args = FieldTable::default();
+    args.insert(
+        ShortString::from("x-queue-type"),
+        AMQPValue::LongString("quorum".into()),
+    );
+    args
 }
 
 /// A stream of deliveries that must each be acked (or nacked) explicitly.

@@ -10,10 +10,9 @@
 use std::time::Duration;
 
 use arkiv_domain::Region;
-use lapin::options::QueueDeclareOptions;
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 
-use crate::{Broker, QueueError};
+use crate::{quorum_args, Broker, QueueError};
 
 /// Header counting a message's failed attempts.
 pub const ATTEMPTS_HEADER: &str = "x-arkiv-attempts";
@@ -48,25 +47,11 @@ pub async fn declare(
     retry_delay: Duration,
 ) -> Result<RegionQueues, QueueError> {
     let names = RegionQueues::new(broker, region);
-    let channel = broker.channel().await?;
-    let declare = |name: String, args: FieldTable| {
-        let channel = channel.clone();
-        async move {
-            channel
-                .queue_declare(
-                    name.as_str().into(),
-                    QueueDeclareOptions {
-                        durable: true,
-                        ..QueueDeclareOptions::default()
-                    },
-                    args,
-                )
-                .await
-        }
-    };
-    declare(names.work.clone(), quorum()).await?;
-    declare(names.parking.clone(), quorum()).await?;
-    let mut retry = quorum();
+    broker.declare_durable(&names.work, quorum_args()).await?;
+    broker
+        .declare_durable(&names.parking, quorum_args())
+        .await?;
+    let mut retry = quorum_args();
     let ttl = i64::try_from(retry_delay.as_millis()).unwrap_or(i64::MAX);
     retry.insert(
         ShortString::from("x-message-ttl"),
@@ -80,18 +65,8 @@ pub async fn declare(
         ShortString::from("x-dead-letter-routing-key"),
         AMQPValue::LongString(names.work.as_str().into()),
     );
-    declare(names.retry.clone(), retry).await?;
-    let _ = channel.close(200, "declared".into()).await;
+    broker.declare_durable(&names.retry, retry).await?;
     Ok(names)
-}
-
-fn quorum() -> FieldTable {
-    let mut args = FieldTable::default();
-    args.insert(
-        ShortString::from("x-queue-type"),
-        AMQPValue::LongString("quorum".into()),
-    );
-    args
 }
 
 /// Failed attempts recorded on a delivery (0 for a first delivery).
