@@ -12,7 +12,7 @@ export CARGO_TARGET_DIR ?= $(ARKIV_STATE)/target
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 CARGO ?= cargo
 
-.PHONY: help setup build test test-only lint fmt up down status demo
+.PHONY: help setup build test test-only lint fmt up down status demo bench
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -53,3 +53,7 @@ down: ## Stop the services started by make up
 
 demo: up ## Set up, start everything and run the main job on the simulator
 	@deploy/local/demo.sh
+
+bench: setup ## Benchmarks on the local servers (release build); prints BENCH lines
+	$(CARGO) build --release -p arkiv-worker -p arkiv-connector-m365 -p arkiv-cloud-sim -p arkiv-tests --bins
+	$(CARGO_TARGET_DIR)/release/arkiv-bench

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# make demo: the main job end to end on the simulator. Until the backup
-# pipeline exists, the main job is onboarding: a partner onboards a customer
-# whose admin connects the simulator's Microsoft 365 tenant and Google
-# Workspace domain, all through the `arkiv` CLI against the running API.
+# make demo: the main job end to end on the simulator, through the `arkiv`
+# CLI against the running services: a partner onboards a customer whose
+# admin connects the simulator's Microsoft 365 tenant and Google Workspace
+# domain; Microsoft 365 is backed up in full, a few items are changed
+# through Graph, and an incremental backup picks up exactly those changes.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 # shellcheck source=/dev/null
@@ -47,6 +48,36 @@ say "connections and the accounts discovered"
 as "$admin_token" connection list --tenant "$tenant" | jq -c '.[] | {provider, status}'
 as "$admin_token" account list --tenant "$tenant" \
     | jq -r '"\(length) protected accounts, \(map(select(.included)) | length) included"'
+m365=$(as "$admin_token" connection list --tenant "$tenant" | jq -r '.[] | select(.provider == "m365") | .id')
+say "a full Microsoft 365 backup (connector-m365 → RabbitMQ → worker → Garage and PostgreSQL)"
+as "$admin_token" backup run --tenant "$tenant" --connection "$m365" --wait \
+    | jq -c '{run_id, status, items, new_versions, bytes, errors, workloads}'
+
+say "changes made through Microsoft Graph"
+ms_tenant=$(jq -r '.m365[0].tenant_id' <<< "$manifest")
+graph_token=$(curl -fsS "$ARKIV_SIM_URL/$ms_tenant/oauth2/v2.0/token" \
+    -d grant_type=client_credentials -d scope=https://graph.microsoft.com/.default \
+    --data-urlencode "client_id=$(jq -r '.m365[0].client_id' <<< "$manifest")" \
+    --data-urlencode "client_secret=$(jq -r '.m365[0].client_secret' <<< "$manifest")" | jq -r .access_token)
+graph() { curl -fsS -H "Authorization: Bearer $graph_token" -H 'Content-Type: application/json' "$@"; }
+user=$(jq -r '.m365[0].users[0].id' <<< "$manifest")
+upn=$(jq -r '.m365[0].users[0].userPrincipalName' <<< "$manifest")
+curl -fsS -o /dev/null -H 'Content-Type: application/json' "$ARKIV_SIM_URL/_sim/m365/deliver" \
+    -d "{\"tenant\": \"$ms_tenant\", \"user\": \"$upn\", \"from\": \"partner@example.test\", \"subject\": \"New since the last backup\", \"body\": \"Hello\"}"
+echo "  delivered a new message to $upn"
+message=$(graph "$ARKIV_SIM_URL/v1.0/users/$user/messages?\$top=1" | jq -c '.value[0] | {id, isRead}')
+read_now=$(jq -r 'if .isRead then "false" else "true" end' <<< "$message")
+graph -X PATCH "$ARKIV_SIM_URL/v1.0/users/$user/messages/$(jq -r .id <<< "$message")" \
+    -d "{\"isRead\": $read_now}" > /dev/null
+echo "  marked a message $([ "$read_now" = true ] && echo read || echo unread)"
+graph -X PUT -H 'Content-Type: text/plain' --data-binary 'Minutes of the demo meeting' \
+    "$ARKIV_SIM_URL/v1.0/users/$user/drive/root:/demo-minutes.txt:/content" > /dev/null
+echo "  uploaded demo-minutes.txt to OneDrive"
+
+say "an incremental backup: only what changed"
+as "$admin_token" backup run --tenant "$tenant" --connection "$m365" --wait \
+    | jq -c '{run_id, status, items, new_versions, bytes, errors}'
+
 say "the tenant's audit chain"
 as "$admin_token" audit verify --tenant "$tenant" | jq -c .
 say "done: source .run/env to use the CLI against the running system"

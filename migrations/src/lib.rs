@@ -11,6 +11,7 @@ use sea_orm_migration::prelude::*;
 
 mod m20261122_000001_initial;
 mod m20261123_000002_upload_chunks;
+mod m20261123_000003_backup_runs;
 
 #[derive(Debug)]
 pub struct Migrator;
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261122_000001_initial::Migration),
             Box::new(m20261123_000002_upload_chunks::Migration),
+            Box::new(m20261123_000003_backup_runs::Migration),
         ]
     }
 }

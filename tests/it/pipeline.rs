@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arkiv_config::Settings;
-use arkiv_crypto::{MasterKey, TenantKeys, TransportKey};
-use arkiv_db::sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement, Value};
-use arkiv_domain::{Provider, Region, Workload};
+use arkiv_crypto::{MasterKey, TransportKey};
+use arkiv_db::sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
+use arkiv_domain::{Provider, Workload};
 use arkiv_queue::{Broker, ItemKey, Metadata, WorkItem, WorkPublisher};
 use arkiv_store::ObjectStore;
 use arkiv_tests::{TestConfig, TestDb};
@@ -28,13 +28,7 @@ struct Fixture {
     tenants: Vec<TenantFixture>,
 }
 
-#[derive(Clone, Debug)]
-struct TenantFixture {
-    tenant: Uuid,
-    connection: Uuid,
-    account: Uuid,
-    region: Region,
-}
+type TenantFixture = arkiv_tests::seed::SeededTenant;
 
 impl Fixture {
     async fn new(label: &str, regions: &[&str], tune: impl FnOnce(&mut TestConfig)) -> Self {
@@ -47,15 +41,9 @@ impl Fixture {
         let store = ObjectStore::new(settings.s3().unwrap());
         let master = MasterKey::from_secret(&settings.keys().unwrap().master_key().unwrap());
         let mut tenants = Vec::new();
-        let partner = Uuid::now_v7();
-        exec(
-            &db.conn,
-            "INSERT INTO partners (id, name) VALUES ($1, $2)",
-            vec![partner.into(), format!("Partner {partner}").into()],
-        )
-        .await;
+        let partner = arkiv_tests::seed::partner(&db.conn).await;
         for region in regions {
-            tenants.push(tenant(&db.conn, &master, partner, region).await);
+            tenants.push(arkiv_tests::seed::tenant(&db.conn, &master, partner, region).await);
         }
         Self {
             db,
@@ -112,81 +100,10 @@ impl Fixture {
     }
 }
 
-async fn tenant(
-    db: &DatabaseConnection,
-    master: &MasterKey,
-    partner: Uuid,
-    region: &str,
-) -> TenantFixture {
-    let (tenant, connection, account) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
-    exec(
-        db,
-        "INSERT INTO tenants (id, partner_id, name, region) VALUES ($1, $2, $3, $4)",
-        vec![
-            tenant.into(),
-            partner.into(),
-            format!("Tenant {tenant}").into(),
-            region.into(),
-        ],
-    )
-    .await;
-    let wrapped = TenantKeys::generate().wrap(master, tenant.as_bytes());
-    exec(
-        db,
-        "INSERT INTO tenant_keys (tenant_id, wrapped_data_key, wrapped_dedup_key) VALUES ($1, $2, $3)",
-        vec![tenant.into(), wrapped.data.into(), wrapped.dedup.into()],
-    )
-    .await;
-    exec(
-        db,
-        "INSERT INTO connections (id, tenant_id, provider, status) VALUES ($1, $2, 'm365', 'active')",
-        vec![connection.into(), tenant.into()],
-    )
-    .await;
-    exec(
-        db,
-        "INSERT INTO protected_accounts (id, tenant_id, connection_id, external_id, email_hash, email_sealed, included)
-         VALUES ($1, $2, $3, $4, $5, $6, true)",
-        vec![
-            account.into(),
-            tenant.into(),
-            connection.into(),
-            account.to_string().into(),
-            vec![1u8; 32].into(),
-            vec![2u8; 40].into(),
-        ],
-    )
-    .await;
-    TenantFixture {
-        tenant,
-        connection,
-        account,
-        region: region.parse().unwrap(),
-    }
-}
-
-async fn exec(db: &DatabaseConnection, sql: &str, values: Vec<Value>) {
-    db.execute(Statement::from_sql_and_values(
-        DbBackend::Postgres,
-        sql,
-        values,
-    ))
-    .await
-    .unwrap_or_else(|e| panic!("{sql}: {e}"));
-}
-
-async fn scalar(db: &DatabaseConnection, sql: &str, values: Vec<Value>) -> i64 {
-    let row = db
-        .query_one(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            sql,
-            values,
-        ))
-        .await
-        .unwrap()
-        .unwrap();
-    row.try_get_by_index::<Option<i64>>(0).unwrap().unwrap_or(0)
-}
+use arkiv_tests::canary::{
+    assert_absent_from_store, contains, grep_dir, pg_dump, rabbitmq_data_dir,
+};
+use arkiv_tests::seed::scalar;
 
 fn key(t: &TenantFixture, source_id: &str) -> ItemKey {
     ItemKey {
@@ -212,16 +129,22 @@ async fn publish(
     content: &[u8],
     metadata: Metadata,
 ) {
+    let mut window = arkiv_queue::ConfirmWindow::new(8);
     arkiv_vault::upload::publish_item(
         publisher,
+        &mut window,
         &t.region,
-        key(t, source_id),
-        Some("ck-1".into()),
-        metadata,
+        arkiv_vault::upload::ItemState {
+            item: key(t, source_id),
+            change_marker: Some("ck-1".into()),
+            metadata,
+            origin: Default::default(),
+        },
         content,
     )
     .await
-    .expect("published and confirmed");
+    .expect("published");
+    window.drain().await.expect("confirmed");
 }
 
 /// Wait until the tenant has `n` versions indexed.
@@ -474,6 +397,7 @@ async fn poison_messages_are_parked_with_their_reason_and_the_stream_keeps_flowi
         item: key_for_unknown(),
         change_marker: None,
         deleted_at: chrono::Utc::now(),
+        origin: Default::default(),
     }
     .seal(&key);
     future[0] = 99;
@@ -485,6 +409,7 @@ async fn poison_messages_are_parked_with_their_reason_and_the_stream_keeps_flowi
         change_marker: None,
         metadata: Metadata::default(),
         content: arkiv_queue::Content::Inline(b"hello".to_vec()),
+        origin: Default::default(),
     };
     publisher.publish(&t.region, &stranger).await.unwrap();
     // And good items behind them.
@@ -652,4 +577,118 @@ async fn a_worker_killed_again_and_again_stores_every_item_exactly_once() {
         let body = f.store.get(&t.region, &key).await.unwrap();
         assert_eq!(body.len() as i64, size, "pack {key} is whole");
     }
+}
+
+/// A canary string in the metadata and content of stored items appears in
+/// no S3 object (key or body), no row of a PostgreSQL dump, nowhere in
+/// RabbitMQ's data directory and in none of the worker's logs. Each place
+/// is first shown to be searchable: a control string written there in
+/// plaintext on purpose is found.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_canary_in_items_is_found_nowhere_in_plaintext() {
+    let f = Fixture::new("pipe-canary", &["eu"], |c| {
+        c.set("log.filter", "debug,sqlx=debug");
+        c.set("log.format", "json");
+    })
+    .await;
+    let t = f.tenants[0].clone();
+    let canary = format!("CANARY-{}", Uuid::new_v4().simple());
+    let (broker, publisher) = f.publisher().await;
+
+    let logs = arkiv_tests::ConfigFile::with_contents("worker-log", "");
+    let config = f.config.write();
+    let mut worker = std::process::Command::new(arkiv_tests::bin_path("arkiv-worker"))
+        .arg("--config")
+        .arg(&config.path)
+        .stdout(std::fs::File::create(&logs.path).unwrap())
+        .stderr(
+            std::fs::OpenOptions::new()
+                .append(true)
+                .open(&logs.path)
+                .unwrap(),
+        )
+        .spawn()
+        .expect("the worker binary starts");
+
+    // Mail, a file and an event; small (inline) and large (chunked), text
+    // that compresses and attachment-like bytes that do not.
+    let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+    let mut bodies = Vec::new();
+    for (i, size) in [2_000usize, 90_000, 3_000_000].into_iter().enumerate() {
+        let mut body =
+            format!("Subject: {canary}\r\n\r\nHello {canary}, see attached.\r\n").into_bytes();
+        while body.len() < size {
+            body.extend_from_slice(canary.as_bytes());
+            body.extend_from_slice(&random_bytes(&mut rng, 64));
+        }
+        let metadata = Metadata {
+            subject: Some(format!("Re: {canary}")),
+            from: Some(format!("{canary}@example.test")),
+            to: vec![format!("to-{canary}@example.test")],
+            folder_path: Some(format!("Inbox/{canary}")),
+            file_name: Some(format!("{canary}.docx")),
+            file_path: Some(format!("/Documents/{canary}.docx")),
+            event_title: Some(format!("Meeting {canary}")),
+            labels: vec![canary.clone()],
+            ..Metadata::default()
+        };
+        publish(&publisher, &t, &format!("canary-{i}"), &body, metadata).await;
+        bodies.push(body);
+    }
+    await_versions(f.conn(), t.tenant, 3).await;
+
+    // The data is really there: the reader gives the canary back.
+    let version = version_of(f.conn(), &t, "canary-2").await;
+    assert_eq!(f.reader().read_all(version).await.unwrap(), bodies[2]);
+
+    // Control: the same broker's disk holds a plaintext message we publish
+    // unsealed on purpose, so the search below can see message bodies.
+    let control = format!("CONTROL-{}", Uuid::new_v4().simple());
+    let scratch = broker.declare_quorum_queue("canary-control").await.unwrap();
+    broker
+        .publisher()
+        .await
+        .unwrap()
+        .publish("", &scratch, control.as_bytes(), Default::default())
+        .await
+        .unwrap();
+
+    worker.kill().unwrap();
+    worker.wait().unwrap();
+
+    // S3: every object under this test's prefix, keys and bodies.
+    let objects = assert_absent_from_store(&f.store, &canary).await;
+    assert!(objects > 0, "the packs were listed");
+
+    // PostgreSQL: a dump of the whole database.
+    let dump = pg_dump(&f.db.url);
+    assert!(
+        contains(&dump, t.tenant.to_string().as_bytes()),
+        "the dump holds the tenant's rows"
+    );
+    assert!(!contains(&dump, canary.as_bytes()), "pg_dump");
+
+    // RabbitMQ's data directory, control first.
+    let data_dir = rabbitmq_data_dir();
+    assert!(
+        grep_dir(&data_dir, &control),
+        "the control message is found in {}: the search sees message bodies",
+        data_dir.display()
+    );
+    assert!(!grep_dir(&data_dir, &canary), "RabbitMQ data");
+    broker.delete_queue(&scratch).await.unwrap();
+
+    // The worker's logs, at debug level.
+    let log = std::fs::read(&logs.path).unwrap();
+    assert!(
+        contains(
+            &log,
+            f.config
+                .get_str("rabbitmq.queue_prefix")
+                .unwrap()
+                .as_bytes()
+        ),
+        "the log was written"
+    );
+    assert!(!contains(&log, canary.as_bytes()), "worker log");
 }

@@ -10,6 +10,11 @@
 //! - [`TestConfig`] is a configuration document with per-test overrides,
 //!   loadable in-process or written to a file for a spawned service.
 //! - [`bin_path`] finds a workspace binary built by `cargo build`.
+//! - [`canary`] searches the places plaintext must never reach.
+//! - [`seed`] writes the partner, tenant and key rows the pipeline needs.
+
+pub mod canary;
+pub mod seed;
 
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -70,6 +75,10 @@ impl TestConfig {
         let name = unique(label);
         config.set("rabbitmq.queue_prefix", format!("test.{name}"));
         config.set("s3.key_prefix", format!("test/{name}/"));
+        // Tests run two at a time, each with up to four pools (API,
+        // worker, connector, the test's own): 8 each stays under
+        // PostgreSQL's 100 connections.
+        config.set("database.max_connections", 8);
         for section in ["api", "worker", "scheduler", "m365", "google"] {
             config.set(&format!("{section}.listen"), "127.0.0.1:0");
         }
@@ -199,6 +208,19 @@ impl TestDb {
             .expect("connect to test database");
         Self { name, url, conn }
     }
+
+    /// Drop the database now (otherwise a later run drops it when stale).
+    pub async fn drop_database(self) {
+        let _ = self.conn.close().await;
+        if let Ok(admin) = Database::connect(&admin_url()).await {
+            let _ = admin
+                .execute_unprepared(&format!(
+                    "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+                    self.name
+                ))
+                .await;
+        }
+    }
 }
 
 fn setup_database_url() -> String {
@@ -257,11 +279,12 @@ async fn drop_stale_databases(admin: &DatabaseConnection) {
 /// The path of a workspace binary, built next to this test executable.
 pub fn bin_path(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
-    // target/{profile}/deps/it-xxxx → target/{profile}/{name}
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("test executables live in target/{profile}/deps");
+    // target/{profile}/deps/it-xxxx or target/{profile}/arkiv-bench
+    //   → target/{profile}/{name}
+    let mut dir = exe.parent().expect("an executable lives in a directory");
+    if dir.file_name().is_some_and(|n| n == "deps") {
+        dir = dir.parent().expect("deps lives in target/{profile}");
+    }
     let path = dir.join(name);
     assert!(
         path.is_file(),

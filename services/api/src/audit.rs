@@ -87,6 +87,7 @@ fn error_kind(e: &ApiError) -> &'static str {
         ApiError::Conflict { .. } => "conflict",
         ApiError::Locked { .. } => "locked",
         ApiError::Provider { .. } => "provider",
+        ApiError::Unavailable(_) => "unavailable",
         ApiError::Internal(_) => "internal",
     }
 }

@@ -27,6 +27,9 @@ pub enum ApiError {
     /// The provider refused or failed; `detail` says what to do.
     #[error("{detail}")]
     Provider { detail: String },
+    /// A service Arkiv depends on is down; `0` says what to do.
+    #[error("{0}")]
+    Unavailable(String),
     #[error("internal error")]
     Internal(String),
 }
@@ -98,6 +101,12 @@ impl IntoResponse for ApiError {
                 StatusCode::BAD_GATEWAY,
                 "provider",
                 "The provider refused or failed",
+                None,
+            ),
+            ApiError::Unavailable(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "Temporarily unavailable",
                 None,
             ),
             ApiError::Internal(cause) => {

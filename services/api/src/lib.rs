@@ -40,7 +40,8 @@ pub struct Application {
 impl Application {
     pub async fn build(settings: &Settings) -> Result<Self, StartError> {
         let deps = Deps::connect(settings, Needs::ALL).await?;
-        let state = AppState::new(settings, deps.db().clone())?;
+        let runs = crate::state::RunQueue::new(deps.broker().clone()).await?;
+        let state = AppState::new(settings, deps.db().clone(), runs)?;
         let listener = arkiv_runtime::bind(settings.api.listen, "api.listen").await?;
         let (api, openapi) = routes::router();
         let openapi = std::sync::Arc::new(openapi);

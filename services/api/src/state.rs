@@ -5,9 +5,10 @@ use std::sync::Arc;
 
 use arkiv_crypto::{BlindIndexKey, MasterKey, ServiceKey, SigningKey};
 use arkiv_db::sea_orm::DatabaseConnection;
-use arkiv_domain::Region;
+use arkiv_domain::{Provider, Region};
 use arkiv_provider::google::ServiceAccount;
 use arkiv_provider::m365::{AppCredentials, Endpoints};
+use arkiv_queue::{Broker, Publisher};
 use arkiv_runtime::{Settings, StartError};
 use url::Url;
 
@@ -31,6 +32,31 @@ pub struct Inner {
     /// Arkiv's service account, if configured.
     pub google_sa: Option<ServiceAccount>,
     pub http: reqwest::Client,
+    /// Where run requests go.
+    pub runs: RunQueue,
+}
+
+/// Publishes run requests to the providers' run queues (confirmed).
+#[derive(Debug)]
+pub struct RunQueue {
+    broker: Arc<Broker>,
+    publisher: Publisher,
+}
+
+impl RunQueue {
+    pub async fn new(broker: Arc<Broker>) -> Result<Self, StartError> {
+        arkiv_backup::request::declare(&broker, Provider::M365).await?;
+        let publisher = broker.publisher().await?;
+        Ok(Self { broker, publisher })
+    }
+
+    pub async fn publish(
+        &self,
+        provider: Provider,
+        request: &arkiv_backup::request::RunRequest,
+    ) -> Result<(), arkiv_queue::QueueError> {
+        arkiv_backup::request::publish(&self.broker, &self.publisher, provider, request).await
+    }
 }
 
 impl std::ops::Deref for AppState {
@@ -41,7 +67,11 @@ impl std::ops::Deref for AppState {
 }
 
 impl AppState {
-    pub fn new(settings: &Settings, db: DatabaseConnection) -> Result<Self, StartError> {
+    pub fn new(
+        settings: &Settings,
+        db: DatabaseConnection,
+        runs: RunQueue,
+    ) -> Result<Self, StartError> {
         let master = MasterKey::from_secret(&settings.keys()?.master_key()?);
         let m365_app = match (&settings.m365.client_id, &settings.m365.client_secret) {
             (Some(id), Some(secret)) => Some(AppCredentials {
@@ -86,6 +116,7 @@ impl AppState {
             google_api_root: settings.google.api_root_url.clone(),
             google_sa,
             http: arkiv_provider::http_client(),
+            runs,
         })))
     }
 

@@ -9,6 +9,7 @@
 //! JSON instead. Errors go to stderr with a non-zero exit status.
 
 mod api;
+mod backup;
 mod bootstrap;
 mod commands;
 mod migrate;
@@ -69,6 +70,9 @@ enum Command {
     /// Protected accounts.
     #[command(subcommand)]
     Account(commands::Account),
+    /// Backup runs: start one, follow it, see the latest.
+    #[command(subcommand)]
+    Backup(backup::Backup),
     /// Console and API users.
     #[command(subcommand)]
     Principal(commands::Principal),
@@ -110,6 +114,7 @@ fn main() -> ExitCode {
             Command::Connect(c) => commands::connect(&api()?, c, &out).await,
             Command::Connection(c) => commands::connection(&api()?, c, &out).await,
             Command::Account(c) => commands::account(&api()?, c, &out).await,
+            Command::Backup(c) => backup::run(&api()?, c, &out).await,
             Command::Principal(c) => commands::principal(&api()?, c, &out).await,
             Command::Token(c) => commands::token(&api()?, c, &out).await,
             Command::Grant(c) => commands::grant(&api()?, c, &out).await,

@@ -1,12 +1,30 @@
-//! connector-m365: consumes Microsoft 365 run and restore requests, polls Microsoft Graph deltas for mail, calendars and OneDrive, and publishes work items.
+//! connector-m365: carries out Microsoft 365 backup runs. It consumes run
+//! requests from `{prefix}.runs.m365`, takes the connection's lease, walks
+//! Graph deltas for mail, calendars and OneDrive ([`walk`]), and publishes
+//! work items for the worker through the pipeline's queues.
 //!
-//! Starts, connects to what it needs (PostgreSQL, RabbitMQ), serves `/healthz` and
-//! `/metrics` on `m365.listen`, and stops cleanly on SIGTERM/SIGINT.
+//! Starts, connects to what it needs (PostgreSQL, RabbitMQ), serves
+//! `/healthz` and `/metrics` on `m365.listen`, and stops cleanly on
+//! SIGTERM/SIGINT (runs in progress are resumed by the next instance once
+//! their lease lapses: their requests stay unacknowledged until the end).
+
+pub mod graph;
+pub mod run;
+pub mod walk;
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
+use arkiv_backup::request::{self, RunRequest};
+use arkiv_crypto::{MasterKey, TransportKey};
+use arkiv_domain::Provider;
+use arkiv_provider::m365::{AppCredentials, Endpoints};
+use arkiv_queue::lapin::options::{BasicAckOptions, BasicNackOptions};
+use arkiv_queue::{Broker, WorkPublisher};
 use arkiv_runtime::{Deps, Needs, OpsServer, Settings, StartError};
+use run::{Connector, RunError};
+use tokio::sync::watch;
 
 pub const SERVICE: &str = "arkiv-connector-m365";
 
@@ -19,16 +37,61 @@ const NEEDS: Needs = Needs {
 /// A built, connected service, ready to run.
 #[derive(Debug)]
 pub struct Application {
-    #[allow(dead_code)] // used by the work loop of later issues
-    deps: Deps,
+    connector: Arc<Connector>,
+    broker: Arc<Broker>,
+    queue: String,
     ops: OpsServer,
 }
 
 impl Application {
     pub async fn build(settings: &Settings) -> Result<Self, StartError> {
+        let keys = settings.keys()?;
+        let master = MasterKey::from_secret(&keys.master_key()?);
+        let transport = TransportKey::from_secret(&keys.transport_key()?);
         let deps = Deps::connect(settings, NEEDS).await?;
-        let ops = OpsServer::bind(SERVICE, settings.m365.listen, "m365.listen", &deps).await?;
-        Ok(Self { deps, ops })
+        let broker = deps.broker().clone();
+        for region in settings.regions()? {
+            arkiv_queue::topology::declare(
+                &broker,
+                &region,
+                std::time::Duration::from_millis(settings.worker.retry_delay_ms),
+            )
+            .await?;
+        }
+        let queue = request::declare(&broker, Provider::M365).await?;
+        let publisher = Arc::new(WorkPublisher::new(&broker, transport).await?);
+        let m = &settings.m365;
+        let app = match (&m.client_id, &m.client_secret) {
+            (Some(id), Some(secret)) => Some(AppCredentials {
+                client_id: id.clone(),
+                client_secret: secret.clone(),
+            }),
+            _ => None,
+        };
+        let connector = Arc::new(Connector {
+            db: deps.db().clone(),
+            publisher,
+            service: master.service_key(),
+            blind: master.blind_index_key(),
+            endpoints: Endpoints {
+                authority: m.authority_url.clone(),
+                graph: m.graph_url.clone(),
+            },
+            app,
+            settings: m.backup.clone(),
+            instance: format!(
+                "{}-{}",
+                std::env::var("HOSTNAME").unwrap_or_else(|_| "m365".into()),
+                std::process::id()
+            ),
+        });
+        let ops = OpsServer::bind(SERVICE, m.listen, "m365.listen", &deps).await?;
+        Ok(Self {
+            connector,
+            broker,
+            queue,
+            ops,
+        })
     }
 
     /// Where `/healthz` and `/metrics` are served.
@@ -40,6 +103,91 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), StartError> {
-        self.ops.serve(shutdown).await
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let (ops_stop_tx, ops_stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let ops = tokio::spawn(self.ops.serve(async move {
+            let _ = ops_stop_rx.await;
+        }));
+        let consuming = consume(
+            self.connector.clone(),
+            self.broker.clone(),
+            self.queue.clone(),
+            stop_rx,
+        );
+        let failed = tokio::select! {
+            _ = shutdown => None,
+            r = consuming => r.err(),
+        };
+        let _ = stop_tx.send(true);
+        let _ = ops_stop_tx.send(());
+        ops.await
+            .map_err(|e| StartError::Other(format!("the ops server panicked: {e}")))??;
+        match failed {
+            Some(e) => Err(StartError::Other(format!("the connector stopped: {e}"))),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Take run requests and carry each out in its own task, at most
+/// `max_concurrent_runs` at once (the consumer's prefetch).
+async fn consume(
+    connector: Arc<Connector>,
+    broker: Arc<Broker>,
+    queue: String,
+    stop: watch::Receiver<bool>,
+) -> Result<(), arkiv_queue::QueueError> {
+    let prefetch = connector.settings.max_concurrent_runs.max(1);
+    let mut consumer = broker.consume(&queue, prefetch).await?;
+    tracing::info!(%queue, "waiting for run requests");
+    let mut runs = tokio::task::JoinSet::new();
+    loop {
+        let delivery = tokio::select! {
+            d = consumer.next() => d?,
+            Some(done) = runs.join_next(), if !runs.is_empty() => {
+                if let Err(e) = done {
+                    tracing::error!(error = %e, "a run task panicked");
+                }
+                continue;
+            }
+        };
+        let connector = connector.clone();
+        let stop = stop.clone();
+        runs.spawn(async move {
+            let request = match RunRequest::parse(&delivery.data) {
+                Ok(r) => r,
+                Err(reason) => {
+                    tracing::error!(%reason, "dropping a malformed run request");
+                    let _ = delivery.acker.ack(BasicAckOptions::default()).await;
+                    return;
+                }
+            };
+            match connector.carry_out(&request, stop).await {
+                Ok(()) => {
+                    let _ = delivery.acker.ack(BasicAckOptions::default()).await;
+                }
+                Err(RunError::Stopped) => {
+                    // Left for the next instance (or this one, restarted).
+                    let _ = delivery
+                        .acker
+                        .nack(BasicNackOptions {
+                            requeue: true,
+                            ..BasicNackOptions::default()
+                        })
+                        .await;
+                }
+                Err(e) => {
+                    tracing::error!(run = %request.run_id, error = %e, "run could not be carried out; retrying later");
+                    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+                    let _ = delivery
+                        .acker
+                        .nack(BasicNackOptions {
+                            requeue: true,
+                            ..BasicNackOptions::default()
+                        })
+                        .await;
+                }
+            }
+        });
     }
 }

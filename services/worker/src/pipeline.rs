@@ -60,6 +60,10 @@ pub enum PipelineError {
     Store(#[from] arkiv_store::StoreError),
     #[error("database: {0}")]
     Db(#[from] DbErr),
+    /// The runtime is shutting down (or sealing panicked): the batch is
+    /// not acked and will be redelivered.
+    #[error("sealing was interrupted: {0}")]
+    Interrupted(String),
 }
 
 /// A region's consumer.
@@ -120,6 +124,7 @@ enum Job {
         /// Inline content's chunks; `None` for a chunked upload.
         chunks: Option<ChunkList>,
         upload: Option<(Uuid, u32, u64)>,
+        origin: arkiv_queue::Origin,
     },
     Stage {
         ctx: Arc<TenantContext>,
@@ -128,9 +133,11 @@ enum Job {
         chunks: ChunkList,
     },
     Deleted {
+        ctx: Arc<TenantContext>,
         item: arkiv_queue::ItemKey,
         change_marker: Option<String>,
         at: DateTime<Utc>,
+        origin: arkiv_queue::Origin,
     },
 }
 
@@ -206,7 +213,10 @@ impl Pipeline {
                 .await
                 .map_err(arkiv_queue::QueueError::from)?;
         }
-        metrics::histogram!("arkiv_worker_batch_seconds").record(started.elapsed().as_secs_f64());
+        // From the batch in hand to its ack: how long a delivery waits on
+        // the S3 writes and the index transaction.
+        metrics::histogram!("arkiv_worker_ack_latency_seconds")
+            .record(started.elapsed().as_secs_f64());
         metrics::counter!("arkiv_worker_deliveries_total").increment(batch.len() as u64);
         Ok(())
     }
@@ -283,7 +293,7 @@ impl Pipeline {
             let (body, chunks) =
                 tokio::task::spawn_blocking(move || seal_pack(&sealing_ctx, pack_id, inputs))
                     .await
-                    .expect("sealing does not panic");
+                    .map_err(|e| PipelineError::Interrupted(e.to_string()))?;
             new_chunks.extend(chunks.into_iter().map(|c| (tenant, c)));
             packs.push((ctx, pack_id, body));
         }
@@ -340,14 +350,44 @@ impl Pipeline {
         )
         .await?;
 
+        // Staged chunks of large uploads first: a commit later in this
+        // batch may need them.
+        let mut entries = Vec::new();
+        let mut staged_rows = Vec::new();
         for (index, job) in jobs {
-            let outcome = match job {
+            match job {
                 Job::Stage {
                     ctx,
                     upload_id,
                     first,
                     chunks,
-                } => stage(&txn, ctx.tenant, upload_id, first, &chunks).await,
+                } => staged_rows.extend(chunks.into_iter().enumerate().map(|(i, (id, size))| {
+                    vec![
+                        ctx.tenant.into(),
+                        upload_id.into(),
+                        (first as i32 + i as i32).into(),
+                        id.to_vec().into(),
+                        (size as i32).into(),
+                    ]
+                })),
+                other => entries.push((index, other)),
+            }
+        }
+        insert_rows(
+            &txn,
+            "INSERT INTO upload_chunks (tenant_id, upload_id, seq, chunk_id, plain_size) VALUES",
+            "ON CONFLICT (tenant_id, upload_id, seq) DO NOTHING",
+            staged_rows.into_iter(),
+        )
+        .await?;
+
+        // Then the items, in rounds in which each item appears once, so that
+        // each round is a handful of set-based statements.
+        let mut round: Vec<(usize, Change)> = Vec::new();
+        let mut runs = RunTally::default();
+        let mut keys: HashSet<arkiv_queue::ItemKey> = HashSet::new();
+        for (index, job) in entries {
+            let change = match job {
                 Job::Upsert {
                     ctx,
                     item,
@@ -355,6 +395,7 @@ impl Pipeline {
                     metadata,
                     chunks,
                     upload,
+                    origin,
                 } => {
                     let chunks = match (chunks, upload) {
                         (Some(chunks), _) => Ok(chunks),
@@ -364,22 +405,44 @@ impl Pipeline {
                         (None, None) => Err("no content".to_owned()),
                     };
                     match chunks {
-                        Ok(chunks) => {
-                            upsert(&txn, &ctx, &item, change_marker, &metadata, &chunks).await
+                        Ok(chunks) => Change::Upsert(Box::new(Upsert::new(
+                            ctx,
+                            item,
+                            change_marker,
+                            &metadata,
+                            chunks,
+                            origin,
+                        ))),
+                        Err(reason) => {
+                            failures.push(Failure { index, reason });
+                            continue;
                         }
-                        Err(reason) => Ok(Err(reason)),
                     }
                 }
                 Job::Deleted {
+                    ctx,
                     item,
                     change_marker,
                     at,
-                } => mark_deleted(&txn, &item, change_marker, at).await,
-            }?;
-            if let Err(reason) = outcome {
-                failures.push(Failure { index, reason });
+                    origin,
+                } => Change::Deleted(Box::new(Deletion {
+                    container_hash: container_hash(&ctx, &origin),
+                    item,
+                    change_marker,
+                    at,
+                    run_id: origin.run_id,
+                })),
+                Job::Stage { .. } => unreachable!("staged above"),
+            };
+            if !keys.insert(change.key().clone()) {
+                apply(&txn, std::mem::take(&mut round), &mut runs).await?;
+                keys.clear();
+                keys.insert(change.key().clone());
             }
+            round.push((index, change));
         }
+        apply(&txn, round, &mut runs).await?;
+        runs.record(&txn).await?;
         txn.commit().await?;
         Ok(failures)
     }
@@ -417,6 +480,7 @@ impl Pipeline {
                 change_marker,
                 metadata,
                 content,
+                origin,
             } => {
                 let (chunks, upload) = match content {
                     Content::Inline(data) => {
@@ -436,6 +500,7 @@ impl Pipeline {
                     metadata,
                     chunks,
                     upload,
+                    origin,
                 }
             }
             WorkItem::Chunk {
@@ -456,10 +521,13 @@ impl Pipeline {
                 item,
                 change_marker,
                 deleted_at,
+                origin,
             } => Job::Deleted {
+                ctx,
                 item,
                 change_marker,
                 at: deleted_at,
+                origin,
             },
         })
     }
@@ -543,45 +611,28 @@ async fn insert_rows(
         return Ok(());
     };
     for group in rows.chunks((60_000 / width).max(1)) {
-        let mut tuples = Vec::with_capacity(group.len());
-        let mut values = Vec::with_capacity(group.len() * width);
-        for row in group {
-            let base = values.len();
-            let marks: Vec<String> = (1..=row.len()).map(|i| format!("${}", base + i)).collect();
-            tuples.push(format!("({})", marks.join(", ")));
-            values.extend(row.iter().cloned());
-        }
-        exec(txn, &format!("{head} {} {tail}", tuples.join(", ")), values).await?;
+        let (tuples, values) = values_list(group.iter().cloned(), &[]);
+        exec(txn, &format!("{head} {tuples} {tail}"), values).await?;
     }
     Ok(())
 }
 
-type Outcome = Result<Result<(), String>, DbErr>;
-
-/// Record the chunks of part of a large upload.
-async fn stage(
-    txn: &DatabaseTransaction,
-    tenant: Uuid,
-    upload_id: Uuid,
-    first: u32,
-    chunks: &ChunkList,
-) -> Outcome {
-    insert_rows(
-        txn,
-        "INSERT INTO upload_chunks (tenant_id, upload_id, seq, chunk_id, plain_size) VALUES",
-        "ON CONFLICT (tenant_id, upload_id, seq) DO NOTHING",
-        chunks.iter().enumerate().map(|(i, (id, size))| {
-            vec![
-                tenant.into(),
-                upload_id.into(),
-                (first as i32 + i as i32).into(),
-                id.to_vec().into(),
-                (*size as i32).into(),
-            ]
-        }),
-    )
-    .await?;
-    Ok(Ok(()))
+/// `($1, $2), ($3, $4), ...` for rows of values, each placeholder cast to
+/// its column's type in `casts` when given (a bare `VALUES` list needs them).
+fn values_list(rows: impl Iterator<Item = Vec<Value>>, casts: &[&str]) -> (String, Vec<Value>) {
+    let mut tuples = Vec::new();
+    let mut values = Vec::new();
+    for row in rows {
+        let marks: Vec<String> = (0..row.len())
+            .map(|i| match casts.get(i) {
+                Some(cast) => format!("${}::{cast}", values.len() + i + 1),
+                None => format!("${}", values.len() + i + 1),
+            })
+            .collect();
+        tuples.push(format!("({})", marks.join(", ")));
+        values.extend(row);
+    }
+    (tuples.join(", "), values)
 }
 
 #[derive(Debug, FromQueryResult)]
@@ -620,133 +671,369 @@ async fn staged(
         .collect()))
 }
 
+/// One item's change in a round.
+enum Change {
+    Upsert(Box<Upsert>),
+    Deleted(Box<Deletion>),
+}
+
+impl Change {
+    fn key(&self) -> &arkiv_queue::ItemKey {
+        match self {
+            Change::Upsert(u) => &u.item,
+            Change::Deleted(d) => &d.item,
+        }
+    }
+}
+
+/// An item deleted at the source (or removed from the container named).
+struct Deletion {
+    item: arkiv_queue::ItemKey,
+    change_marker: Option<String>,
+    at: DateTime<Utc>,
+    container_hash: Option<Vec<u8>>,
+    run_id: Option<Uuid>,
+}
+
+/// A container id as a keyed hash under the tenant's dedup key.
+fn container_hash(ctx: &TenantContext, origin: &arkiv_queue::Origin) -> Option<Vec<u8>> {
+    origin.container.as_ref().map(|c| {
+        let mut hasher = ctx.keys.dedup.hasher();
+        hasher.update(b"arkiv container ");
+        hasher.update(c.as_bytes());
+        hasher.finalize().as_bytes().to_vec()
+    })
+}
+
+/// What a batch did for each backup run: items settled, versions created
+/// and their bytes; added to the runs' counters in the batch's transaction.
+#[derive(Default)]
+struct RunTally {
+    runs: BTreeMap<Uuid, (i64, i64, i64)>,
+    items: Vec<(Uuid, arkiv_queue::ItemKey)>,
+}
+
+impl RunTally {
+    fn settled(
+        &mut self,
+        run: Option<Uuid>,
+        item: &arkiv_queue::ItemKey,
+        new_version_bytes: Option<i64>,
+    ) {
+        if let Some(run) = run {
+            self.items.push((run, item.clone()));
+            let entry = self.runs.entry(run).or_default();
+            entry.0 += 1;
+            if let Some(bytes) = new_version_bytes {
+                entry.1 += 1;
+                entry.2 += bytes;
+            }
+        }
+    }
+
+    async fn record(self, txn: &DatabaseTransaction) -> Result<(), DbErr> {
+        if self.runs.is_empty() {
+            return Ok(());
+        }
+        // Each item of a run once, however often it is delivered.
+        let mut items = self.items;
+        items.sort_by(|a, b| {
+            (a.0, a.1.account_id, a.1.workload.as_str(), &a.1.source_id).cmp(&(
+                b.0,
+                b.1.account_id,
+                b.1.workload.as_str(),
+                &b.1.source_id,
+            ))
+        });
+        items.dedup();
+        insert_rows(
+            txn,
+            "INSERT INTO run_items (run_id, account_id, workload, source_id, settled) VALUES",
+            "ON CONFLICT (run_id, account_id, workload, source_id) DO UPDATE SET settled = true",
+            items.into_iter().map(|(run, item)| {
+                vec![
+                    run.into(),
+                    item.account_id.into(),
+                    item.workload.as_str().into(),
+                    item.source_id.into(),
+                    true.into(),
+                ]
+            }),
+        )
+        .await?;
+        let (rows, values) = values_list(
+            self.runs
+                .into_iter()
+                .map(|(run, (settled, versions, bytes))| {
+                    vec![run.into(), settled.into(), versions.into(), bytes.into()]
+                }),
+            &["uuid", "bigint", "bigint", "bigint"],
+        );
+        exec(
+            txn,
+            &format!(
+                "UPDATE runs r SET settled = r.settled + t.settled,
+                        new_versions = r.new_versions + t.versions, bytes = r.bytes + t.bytes
+                   FROM (VALUES {rows}) AS t (id, settled, versions, bytes) WHERE r.id = t.id"
+            ),
+            values,
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+/// An item's current state, ready to compare with its latest version.
+struct Upsert {
+    ctx: Arc<TenantContext>,
+    item: arkiv_queue::ItemKey,
+    change_marker: Option<String>,
+    date: Option<DateTime<Utc>>,
+    chunks: ChunkList,
+    size: i64,
+    content_id: Vec<u8>,
+    metadata_plain: Vec<u8>,
+    metadata_hash: Vec<u8>,
+    container_hash: Option<Vec<u8>>,
+    run_id: Option<Uuid>,
+}
+
+impl Upsert {
+    fn new(
+        ctx: Arc<TenantContext>,
+        item: arkiv_queue::ItemKey,
+        change_marker: Option<String>,
+        metadata: &arkiv_queue::Metadata,
+        chunks: ChunkList,
+        origin: arkiv_queue::Origin,
+    ) -> Self {
+        let mut hasher = ctx.keys.dedup.hasher();
+        hasher.update(b"arkiv content ");
+        for (id, _) in &chunks {
+            hasher.update(id);
+        }
+        let content_id = hasher.finalize().as_bytes().to_vec();
+        let metadata_plain = rmp_serde::to_vec_named(metadata).expect("metadata encodes");
+        let mut hasher = ctx.keys.dedup.hasher();
+        hasher.update(b"arkiv metadata ");
+        hasher.update(&metadata_plain);
+        let metadata_hash = hasher.finalize().as_bytes().to_vec();
+        let size = chunks.iter().map(|(_, s)| *s as i64).sum();
+        let container_hash = container_hash(&ctx, &origin);
+        Self {
+            container_hash,
+            run_id: origin.run_id,
+            ctx,
+            item,
+            change_marker,
+            date: metadata.date,
+            chunks,
+            size,
+            content_id,
+            metadata_plain,
+            metadata_hash,
+        }
+    }
+}
+
 #[derive(Debug, FromQueryResult)]
 struct ItemRow {
     id: Uuid,
+    account_id: Uuid,
+    workload: String,
+    source_id: String,
     latest_version: i32,
     deleted_at_source: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, FromQueryResult)]
 struct LatestRow {
+    item_id: Uuid,
     content_id: Vec<u8>,
     metadata_hash: Vec<u8>,
 }
 
-/// Index an item's current state: a new version unless the latest one has
-/// the same content and metadata (a redelivery, or an unchanged item).
-async fn upsert(
+/// Index a round of changes, each to a different item: a new version for
+/// each upsert unless its latest version has the same content and metadata
+/// (a redelivery, or an unchanged item); deletions mark the latest version.
+async fn apply(
     txn: &DatabaseTransaction,
-    ctx: &TenantContext,
-    item: &arkiv_queue::ItemKey,
-    change_marker: Option<String>,
-    metadata: &arkiv_queue::Metadata,
-    chunks: &ChunkList,
-) -> Outcome {
-    let mut hasher = ctx.keys.dedup.hasher();
-    hasher.update(b"arkiv content ");
-    for (id, _) in chunks {
-        hasher.update(id);
-    }
-    let content_id = hasher.finalize().as_bytes().to_vec();
-    let metadata_plain = rmp_serde::to_vec_named(metadata).expect("metadata encodes");
-    let mut hasher = ctx.keys.dedup.hasher();
-    hasher.update(b"arkiv metadata ");
-    hasher.update(&metadata_plain);
-    let metadata_hash = hasher.finalize().as_bytes().to_vec();
-    let size: u64 = chunks.iter().map(|(_, s)| *s as u64).sum();
-
-    let row = ItemRow::find_by_statement(Statement::from_sql_and_values(
-        DbBackend::Postgres,
-        "INSERT INTO items (id, tenant_id, account_id, workload, source_id)
-         VALUES ($1, $2, $3, $4, $5)
-         ON CONFLICT (account_id, workload, source_id) DO UPDATE SET updated_at = now()
-         RETURNING id, latest_version, deleted_at_source",
-        [
-            Uuid::now_v7().into(),
-            ctx.tenant.into(),
-            item.account_id.into(),
-            item.workload.as_str().into(),
-            item.source_id.clone().into(),
-        ],
-    ))
-    .one(txn)
-    .await?
-    .ok_or_else(|| DbErr::RecordNotFound("items upsert returned nothing".into()))?;
-    if row.latest_version > 0 && row.deleted_at_source.is_none() {
-        let latest = LatestRow::find_by_statement(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "SELECT content_id, metadata_hash FROM item_versions WHERE item_id = $1 AND version = $2",
-            [row.id.into(), row.latest_version.into()],
-        ))
-        .one(txn)
-        .await?;
-        if latest.is_some_and(|l| l.content_id == content_id && l.metadata_hash == metadata_hash) {
-            return Ok(Ok(()));
+    round: Vec<(usize, Change)>,
+    runs: &mut RunTally,
+) -> Result<(), DbErr> {
+    let mut upserts = Vec::new();
+    for (_, change) in round {
+        match change {
+            Change::Upsert(u) => upserts.push(*u),
+            Change::Deleted(d) => {
+                mark_deleted(txn, &d).await?;
+                runs.settled(d.run_id, &d.item, None);
+            }
         }
     }
-    let version = row.latest_version + 1;
-    let version_id = Uuid::now_v7();
-    let sealed_metadata = ctx
-        .keys
-        .data
-        .seal(&metadata_plain, &metadata_aad(ctx.tenant, version_id));
-    exec(
-        txn,
-        "INSERT INTO item_versions (id, item_id, tenant_id, account_id, workload, version,
-             captured_at, item_date, change_marker, size, content_id, metadata_hash, metadata_sealed)
-         VALUES ($1, $2, $3, $4, $5, $6, now(), $7, $8, $9, $10, $11, $12)",
-        vec![
+    if upserts.is_empty() {
+        return Ok(());
+    }
+
+    let (rows, values) = values_list(
+        upserts.iter().map(|u| {
+            vec![
+                Uuid::now_v7().into(),
+                u.ctx.tenant.into(),
+                u.item.account_id.into(),
+                u.item.workload.as_str().into(),
+                u.item.source_id.clone().into(),
+                u.container_hash.clone().into(),
+            ]
+        }),
+        &["uuid", "uuid", "uuid", "text", "text", "bytea"],
+    );
+    let items = ItemRow::find_by_statement(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        format!(
+            "INSERT INTO items (id, tenant_id, account_id, workload, source_id, container_hash)
+             VALUES {rows}
+             ON CONFLICT (account_id, workload, source_id) DO UPDATE SET updated_at = now(),
+                 container_hash = COALESCE(EXCLUDED.container_hash, items.container_hash)
+             RETURNING id, account_id, workload, source_id, latest_version, deleted_at_source"
+        ),
+        values,
+    ))
+    .all(txn)
+    .await?;
+    let items: HashMap<(Uuid, String, String), ItemRow> = items
+        .into_iter()
+        .map(|r| ((r.account_id, r.workload.clone(), r.source_id.clone()), r))
+        .collect();
+
+    let live: Vec<Uuid> = items
+        .values()
+        .filter(|r| r.latest_version > 0 && r.deleted_at_source.is_none())
+        .map(|r| r.id)
+        .collect();
+    let latest: HashMap<Uuid, LatestRow> = if live.is_empty() {
+        HashMap::new()
+    } else {
+        LatestRow::find_by_statement(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT v.item_id, v.content_id, v.metadata_hash
+               FROM items i JOIN item_versions v ON v.item_id = i.id AND v.version = i.latest_version
+              WHERE i.id = ANY($1)",
+            [live.into()],
+        ))
+        .all(txn)
+        .await?
+        .into_iter()
+        .map(|r| (r.item_id, r))
+        .collect()
+    };
+
+    let mut versions = Vec::new();
+    let mut version_chunks = Vec::new();
+    let mut references: BTreeMap<(Uuid, KeyedHash), i32> = BTreeMap::new();
+    let mut bumps = Vec::new();
+    let captured_at = Utc::now();
+    for u in &upserts {
+        let key = (
+            u.item.account_id,
+            u.item.workload.as_str().to_owned(),
+            u.item.source_id.clone(),
+        );
+        let Some(row) = items.get(&key) else {
+            return Err(DbErr::RecordNotFound(format!(
+                "items upsert returned no row for {}",
+                u.item.source_id
+            )));
+        };
+        if latest
+            .get(&row.id)
+            .is_some_and(|l| l.content_id == u.content_id && l.metadata_hash == u.metadata_hash)
+        {
+            runs.settled(u.run_id, &u.item, None);
+            continue;
+        }
+        runs.settled(u.run_id, &u.item, Some(u.size));
+        let version = row.latest_version + 1;
+        let version_id = Uuid::now_v7();
+        let tenant = u.ctx.tenant;
+        let sealed_metadata = u
+            .ctx
+            .keys
+            .data
+            .seal(&u.metadata_plain, &metadata_aad(tenant, version_id));
+        versions.push(vec![
             version_id.into(),
             row.id.into(),
-            ctx.tenant.into(),
-            item.account_id.into(),
-            item.workload.as_str().into(),
+            tenant.into(),
+            u.item.account_id.into(),
+            u.item.workload.as_str().into(),
             version.into(),
-            metadata.date.into(),
-            change_marker.into(),
-            (size as i64).into(),
-            content_id.into(),
-            metadata_hash.into(),
+            captured_at.into(),
+            u.date.into(),
+            u.change_marker.clone().into(),
+            u.size.into(),
+            u.content_id.clone().into(),
+            u.metadata_hash.clone().into(),
             sealed_metadata.into(),
-        ],
+        ]);
+        for (seq, (id, _)) in u.chunks.iter().enumerate() {
+            version_chunks.push(vec![
+                version_id.into(),
+                (seq as i32).into(),
+                tenant.into(),
+                id.to_vec().into(),
+            ]);
+            *references.entry((tenant, *id)).or_default() += 1;
+        }
+        bumps.push(vec![row.id.into(), version.into()]);
+    }
+    if versions.is_empty() {
+        return Ok(());
+    }
+    insert_rows(
+        txn,
+        "INSERT INTO item_versions (id, item_id, tenant_id, account_id, workload, version,
+             captured_at, item_date, change_marker, size, content_id, metadata_hash, metadata_sealed) VALUES",
+        "",
+        versions.into_iter(),
     )
     .await?;
     insert_rows(
         txn,
         "INSERT INTO version_chunks (version_id, seq, tenant_id, chunk_id) VALUES",
         "",
-        chunks.iter().enumerate().map(|(seq, (id, _))| {
-            vec![
-                version_id.into(),
-                (seq as i32).into(),
-                ctx.tenant.into(),
-                id.to_vec().into(),
-            ]
-        }),
+        version_chunks.into_iter(),
     )
     .await?;
-    let mut references: BTreeMap<&KeyedHash, i32> = BTreeMap::new();
-    for (id, _) in chunks {
-        *references.entry(id).or_default() += 1;
-    }
-    for (id, n) in references {
+    for group in references
+        .into_iter()
+        .map(|((tenant, id), n)| vec![tenant.into(), id.to_vec().into(), n.into()])
+        .collect::<Vec<Vec<Value>>>()
+        .chunks(20_000)
+    {
+        let (rows, values) = values_list(group.iter().cloned(), &["uuid", "bytea", "int"]);
         exec(
             txn,
-            "UPDATE chunks SET refcount = refcount + $3, deletable_at = NULL
-              WHERE tenant_id = $1 AND id = $2",
-            vec![ctx.tenant.into(), id.to_vec().into(), n.into()],
+            &format!(
+                "UPDATE chunks c SET refcount = c.refcount + r.n, deletable_at = NULL
+                   FROM (VALUES {rows}) AS r (tenant_id, id, n)
+                  WHERE c.tenant_id = r.tenant_id AND c.id = r.id"
+            ),
+            values,
         )
         .await?;
     }
+    let (rows, values) = values_list(bumps.into_iter(), &["uuid", "int"]);
     exec(
         txn,
-        "UPDATE items SET latest_version = $2, deleted_at_source = NULL, updated_at = now()
-          WHERE id = $1",
-        vec![row.id.into(), version.into()],
+        &format!(
+            "UPDATE items i SET latest_version = b.version, deleted_at_source = NULL, updated_at = now()
+               FROM (VALUES {rows}) AS b (id, version) WHERE i.id = b.id"
+        ),
+        values,
     )
     .await?;
-    Ok(Ok(()))
+    Ok(())
 }
 
 /// The associated data of a version's sealed metadata.
@@ -760,40 +1047,41 @@ pub fn metadata_aad(tenant: Uuid, version: Uuid) -> Vec<u8> {
 }
 
 /// Mark an item deleted at the source (idempotent; unknown items are
-/// nothing to do).
-async fn mark_deleted(
-    txn: &DatabaseTransaction,
-    item: &arkiv_queue::ItemKey,
-    change_marker: Option<String>,
-    at: DateTime<Utc>,
-) -> Outcome {
+/// nothing to do). A deletion scoped to a container leaves an item that
+/// has moved to another container alone.
+async fn mark_deleted(txn: &DatabaseTransaction, d: &Deletion) -> Result<(), DbErr> {
+    let scope = "AND (i.container_hash IS NULL OR $5::bytea IS NULL OR i.container_hash = $5)";
+    let key = |extra: Vec<Value>| {
+        let mut values: Vec<Value> = vec![
+            d.item.account_id.into(),
+            d.item.workload.as_str().into(),
+            d.item.source_id.clone().into(),
+            d.at.into(),
+            d.container_hash.clone().into(),
+        ];
+        values.extend(extra);
+        values
+    };
     exec(
         txn,
-        "UPDATE item_versions v SET deleted_at_source = COALESCE(v.deleted_at_source, $4),
-                change_marker = COALESCE($5, v.change_marker)
-           FROM items i
-          WHERE i.account_id = $1 AND i.workload = $2 AND i.source_id = $3
-            AND v.item_id = i.id AND v.version = i.latest_version",
-        vec![
-            item.account_id.into(),
-            item.workload.as_str().into(),
-            item.source_id.clone().into(),
-            at.into(),
-            change_marker.into(),
-        ],
+        &format!(
+            "UPDATE item_versions v SET deleted_at_source = COALESCE(v.deleted_at_source, $4),
+                    change_marker = COALESCE($6, v.change_marker)
+               FROM items i
+              WHERE i.account_id = $1 AND i.workload = $2 AND i.source_id = $3
+                AND v.item_id = i.id AND v.version = i.latest_version {scope}"
+        ),
+        key(vec![d.change_marker.clone().into()]),
     )
     .await?;
     exec(
         txn,
-        "UPDATE items SET deleted_at_source = COALESCE(deleted_at_source, $4), updated_at = now()
-          WHERE account_id = $1 AND workload = $2 AND source_id = $3",
-        vec![
-            item.account_id.into(),
-            item.workload.as_str().into(),
-            item.source_id.clone().into(),
-            at.into(),
-        ],
+        &format!(
+            "UPDATE items i SET deleted_at_source = COALESCE(i.deleted_at_source, $4), updated_at = now()
+              WHERE i.account_id = $1 AND i.workload = $2 AND i.source_id = $3 {scope}"
+        ),
+        key(vec![]),
     )
     .await?;
-    Ok(Ok(()))
+    Ok(())
 }

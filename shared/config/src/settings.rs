@@ -315,7 +315,7 @@ impl Default for WorkerSettings {
 }
 
 fn default_prefetch() -> u16 {
-    500
+    300
 }
 
 fn default_pack_target_bytes() -> usize {
@@ -378,6 +378,9 @@ pub struct M365Settings {
     /// The app registration's client secret.
     #[serde(default)]
     pub client_secret: Option<SecretString>,
+    /// How backup runs are carried out.
+    #[serde(default)]
+    pub backup: ConnectorSettings,
 }
 
 impl Default for M365Settings {
@@ -388,6 +391,52 @@ impl Default for M365Settings {
             graph_url: default_graph_url(),
             client_id: None,
             client_secret: None,
+            backup: ConnectorSettings::default(),
+        }
+    }
+}
+
+/// `[m365.backup]` (and later `[google.backup]`): how a connector carries
+/// out backup runs.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConnectorSettings {
+    /// Runs this instance carries out at once.
+    pub max_concurrent_runs: u16,
+    /// Accounts of one run backed up at once.
+    pub accounts_in_parallel: usize,
+    /// Requests in flight per mailbox (Graph allows 4).
+    pub mailbox_concurrency: usize,
+    /// Requests per second across one connection (a shared budget).
+    pub requests_per_second: u32,
+    /// Items per delta page asked for (`Prefer: odata.maxpagesize`).
+    pub page_size: u32,
+    /// Attempts of a request that fails with a 5xx or a timeout.
+    pub max_attempts: u32,
+    /// Seconds a connection's lease lasts unless renewed; a crashed
+    /// instance's runs are taken over after this.
+    pub lease_ttl_secs: u64,
+    /// Seconds a run waits, after publishing, for the worker to store
+    /// everything before it is reported.
+    pub settle_timeout_secs: u64,
+    /// Calendar window: days back and ahead of today.
+    pub calendar_past_days: u32,
+    pub calendar_future_days: u32,
+}
+
+impl Default for ConnectorSettings {
+    fn default() -> Self {
+        Self {
+            max_concurrent_runs: 2,
+            accounts_in_parallel: 8,
+            mailbox_concurrency: 4,
+            requests_per_second: 200,
+            page_size: 100,
+            max_attempts: 6,
+            lease_ttl_secs: 60,
+            settle_timeout_secs: 600,
+            calendar_past_days: 730,
+            calendar_future_days: 365,
         }
     }
 }

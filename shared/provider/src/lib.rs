@@ -5,6 +5,7 @@
 //!   (the `oauth2` crate), and the directory of users (graph-rs-sdk).
 //! - [`google`]: service-account keys, delegated tokens by the JWT-bearer
 //!   grant (yup-oauth2), and the Directory `users.list`.
+//! - [`secrets`]: a connection's credentials, sealed at rest.
 //! - [`ProviderError`]: every failure classified, so callers know whether to
 //!   retry, wait, ask an admin, or record an item as failed.
 //!
@@ -12,6 +13,7 @@
 
 pub mod google;
 pub mod m365;
+pub mod secrets;
 
 use std::time::Duration;
 

@@ -27,7 +27,7 @@ pub mod topology;
 pub mod work;
 
 pub use topology::RegionQueues;
-pub use work::{Content, ItemKey, Metadata, WorkError, WorkItem};
+pub use work::{Content, ItemKey, Metadata, Origin, WorkError, WorkItem};
 
 #[derive(Debug, thiserror::Error)]
 pub enum QueueError {
@@ -113,6 +113,23 @@ impl Broker {
         Ok(())
     }
 
+    /// Messages ready in a queue (full name), by a passive declare.
+    pub async fn queue_depth(&self, name: &str) -> Result<u32, QueueError> {
+        let channel = self.channel().await?;
+        let queue = channel
+            .queue_declare(
+                name.into(),
+                QueueDeclareOptions {
+                    passive: true,
+                    ..QueueDeclareOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await?;
+        let _ = channel.close(200, "counted".into()).await;
+        Ok(queue.message_count())
+    }
+
     /// Delete a queue by its full name (tests clean up after themselves).
     pub async fn delete_queue(&self, name: &str) -> Result<(), QueueError> {
         self.channel()
@@ -165,23 +182,105 @@ impl Publisher {
         payload: &[u8],
         properties: BasicProperties,
     ) -> Result<(), QueueError> {
-        let confirmation = self
+        self.send(exchange, routing_key, payload, properties)
+            .await?
+            .confirmed()
+            .await
+    }
+
+    /// Publish a persistent message without waiting for its confirm: many
+    /// messages can be in flight at once, and each [`PendingConfirm`] says
+    /// when its own was confirmed. Stamped with the publish time, which
+    /// consumers turn into queue lag.
+    pub async fn send(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        payload: &[u8],
+        properties: BasicProperties,
+    ) -> Result<PendingConfirm, QueueError> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or_default();
+        let confirm = self
             .channel
             .basic_publish(
                 exchange.into(),
                 routing_key.into(),
                 BasicPublishOptions::default(),
                 payload,
-                properties.with_delivery_mode(2),
+                properties.with_delivery_mode(2).with_timestamp(now),
             )
-            .await?
             .await?;
-        match confirmation {
+        Ok(PendingConfirm {
+            confirm,
+            target: format!("{exchange}/{routing_key}"),
+        })
+    }
+}
+
+/// A published message whose confirm has not been awaited yet.
+#[must_use = "a message is safe only once its confirm has been awaited"]
+pub struct PendingConfirm {
+    confirm: lapin::PublisherConfirm,
+    target: String,
+}
+
+impl std::fmt::Debug for PendingConfirm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingConfirm")
+            .field("target", &self.target)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PendingConfirm {
+    /// Wait for the broker's confirm; [`QueueError::Nacked`] if it refused.
+    pub async fn confirmed(self) -> Result<(), QueueError> {
+        match self.confirm.await? {
             Confirmation::Ack(_) => Ok(()),
             Confirmation::Nack(_) | Confirmation::NotRequested => Err(QueueError::Nacked {
-                target: format!("{exchange}/{routing_key}"),
+                target: self.target,
             }),
         }
+    }
+}
+
+/// Confirms awaited in publish order, at most `window` outstanding: a
+/// publisher keeps many messages in flight and still knows, at any
+/// [`ConfirmWindow::drain`], that everything before it is safe.
+#[derive(Debug)]
+pub struct ConfirmWindow {
+    pending: std::collections::VecDeque<PendingConfirm>,
+    window: usize,
+}
+
+impl ConfirmWindow {
+    pub fn new(window: usize) -> Self {
+        Self {
+            pending: std::collections::VecDeque::new(),
+            window: window.max(1),
+        }
+    }
+
+    /// Track a message; waits for the oldest confirm when the window is full.
+    pub async fn push(&mut self, pending: PendingConfirm) -> Result<(), QueueError> {
+        self.pending.push_back(pending);
+        while self.pending.len() > self.window {
+            if let Some(oldest) = self.pending.pop_front() {
+                oldest.confirmed().await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Wait until every tracked message is confirmed.
+    pub async fn drain(&mut self) -> Result<(), QueueError> {
+        while let Some(oldest) = self.pending.pop_front() {
+            oldest.confirmed().await?;
+        }
+        Ok(())
     }
 }
 
@@ -211,9 +310,19 @@ impl WorkPublisher {
         region: &arkiv_domain::Region,
         item: &WorkItem,
     ) -> Result<(), QueueError> {
+        self.send(region, item).await?.confirmed().await
+    }
+
+    /// Publish one work item without waiting for its confirm (see
+    /// [`ConfirmWindow`]).
+    pub async fn send(
+        &self,
+        region: &arkiv_domain::Region,
+        item: &WorkItem,
+    ) -> Result<PendingConfirm, QueueError> {
         let queue = format!("{}.work.{region}", self.prefix);
         self.publisher
-            .publish(
+            .send(
                 "",
                 &queue,
                 &item.seal(&self.key),

@@ -26,7 +26,7 @@ pub const INLINE_MAX: usize = 256 * 1024;
 const AAD: &[u8] = b"arkiv work item v1";
 
 /// Which item of which account a work item is about.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ItemKey {
     pub tenant_id: Uuid,
     pub connection_id: Uuid,
@@ -53,6 +53,20 @@ pub struct Metadata {
     #[serde(default)]
     pub labels: Vec<String>,
     pub content_type: Option<String>,
+    /// Mail: whether the message was read (restored as it was).
+    #[serde(default)]
+    pub read: Option<bool>,
+}
+
+/// Where a change was seen: the backup run that saw it (the worker counts
+/// the run's settled items and new versions) and the container the item
+/// was in, such as a mail folder's id. The worker keeps only a keyed hash
+/// of the container, so that "removed from folder A" after "now in folder
+/// B" does not mark a moved item deleted.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Origin {
+    pub run_id: Option<Uuid>,
+    pub container: Option<String>,
 }
 
 /// An item's content: inline, or the chunks of an upload sent before.
@@ -80,6 +94,8 @@ pub enum WorkItem {
         change_marker: Option<String>,
         metadata: Metadata,
         content: Content,
+        #[serde(default)]
+        origin: Origin,
     },
     /// Consecutive content-defined chunks of a large item, numbered from
     /// `first` within the upload; the `Upsert` naming the upload follows.
@@ -94,6 +110,8 @@ pub enum WorkItem {
         item: ItemKey,
         change_marker: Option<String>,
         deleted_at: DateTime<Utc>,
+        #[serde(default)]
+        origin: Origin,
     },
 }
 
@@ -161,6 +179,7 @@ mod tests {
                 ..Metadata::default()
             },
             content: Content::Inline(b"From: a@example.com\r\n\r\nhello".to_vec()),
+            origin: Origin::default(),
         }
     }
 

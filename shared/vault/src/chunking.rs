@@ -4,21 +4,53 @@
 //! by ten otherwise different messages is stored about once, because only
 //! the chunks straddling its edges differ. Chunks are 4 KiB to 128 KiB,
 //! 16 KiB on average.
+//!
+//! Content is first cut at MIME part edges, then by FastCDC within each
+//! part: a cut falls right after a blank line (`\r\n\r\n`, where a part's
+//! body starts) and right after `\r\n--` (where a boundary line starts),
+//! when at least [`ANCHOR_MIN`] bytes have passed since the previous cut.
+//! So an attachment's body is chunked the same way in every message that
+//! carries it, whatever its headers and boundary strings, and is stored
+//! once. Both anchors look only backwards, so a cut still depends only on
+//! the bytes since the previous one, which [`StreamChunker`] relies on.
 
 use fastcdc::v2020::FastCDC;
 
 pub const MIN_SIZE: usize = 4 * 1024;
 pub const AVG_SIZE: usize = 16 * 1024;
 pub const MAX_SIZE: usize = 128 * 1024;
+/// An anchor cuts only this far past the previous cut.
+pub const ANCHOR_MIN: usize = 64;
 
 /// Cut `data` into chunks (an empty input has none).
 pub fn split(data: &[u8]) -> Vec<&[u8]> {
-    if data.is_empty() {
-        return Vec::new();
+    let mut chunks = Vec::new();
+    let mut start = 0;
+    while start < data.len() {
+        let end = next_anchor(data, start).unwrap_or(data.len());
+        let part = &data[start..end];
+        chunks.extend(
+            FastCDC::new(part, MIN_SIZE as u32, AVG_SIZE as u32, MAX_SIZE as u32)
+                .map(|c| &part[c.offset..c.offset + c.length]),
+        );
+        start = end;
     }
-    FastCDC::new(data, MIN_SIZE as u32, AVG_SIZE as u32, MAX_SIZE as u32)
-        .map(|c| &data[c.offset..c.offset + c.length])
-        .collect()
+    chunks
+}
+
+/// The first anchor at least [`ANCHOR_MIN`] bytes after `start`: the end
+/// of a `\r\n\r\n` or of a `\r\n--`.
+fn next_anchor(data: &[u8], start: usize) -> Option<usize> {
+    // The earliest cut is `start + ANCHOR_MIN`, so an anchor's four bytes
+    // begin at `start + ANCHOR_MIN - 4` or later.
+    let scan = start + ANCHOR_MIN - 4;
+    if scan >= data.len() {
+        return None;
+    }
+    memchr::memchr_iter(b'\r', &data[scan..])
+        .map(|i| scan + i)
+        .find(|&i| matches!(data.get(i..i + 4), Some(b"\r\n\r\n" | b"\r\n--")))
+        .map(|i| i + 4)
 }
 
 /// Chunks content that arrives in pieces, with exactly the cut points
@@ -107,6 +139,55 @@ mod tests {
                 out.extend(chunker.push(p));
             }
             out.extend(chunker.finish());
+            assert_eq!(out, whole, "pieces of {piece}");
+        }
+    }
+
+    fn mime(headers: &str, boundary: &str, body: &[u8]) -> Vec<u8> {
+        let mut m = format!(
+            "{headers}\r\nContent-Type: multipart/mixed; boundary=\"{boundary}\"\r\n\r\n--{boundary}\r\nContent-Type: text/plain\r\n\r\nSee attached.\r\n--{boundary}\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+        )
+        .into_bytes();
+        m.extend_from_slice(body);
+        m.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+        m
+    }
+
+    #[test]
+    fn an_attachment_chunks_alike_in_every_message_that_carries_it() {
+        use base64::Engine as _;
+        let raw = pseudo_random(1_000_000, 5);
+        let b64 = base64::engine::general_purpose::STANDARD.encode(raw);
+        let body: Vec<u8> = b64
+            .as_bytes()
+            .chunks(76)
+            .flat_map(|l| [l, b"\r\n"].concat())
+            .collect();
+        let a = mime("From: a@example.com\r\nSubject: one", "b1-xyz", &body);
+        let b = mime(
+            "From: someone.else@example.com\r\nSubject: a different subject line",
+            "another-boundary-0042",
+            &body,
+        );
+        let ca: std::collections::HashSet<&[u8]> = split(&a).into_iter().collect();
+        let new: usize = split(&b)
+            .into_iter()
+            .filter(|c| !ca.contains(c))
+            .map(<[u8]>::len)
+            .sum();
+        assert!(
+            new < 2_000,
+            "{new} bytes of the second message are not shared"
+        );
+        // And streaming finds the same cuts.
+        for piece in [3usize, 1000, 70_000] {
+            let mut chunker = StreamChunker::new();
+            let mut out = Vec::new();
+            for p in b.chunks(piece) {
+                out.extend(chunker.push(p));
+            }
+            out.extend(chunker.finish());
+            let whole: Vec<Vec<u8>> = split(&b).into_iter().map(<[u8]>::to_vec).collect();
             assert_eq!(out, whole, "pieces of {piece}");
         }
     }

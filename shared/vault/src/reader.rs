@@ -171,6 +171,7 @@ async fn read_run(
             stored,
         )
         .map_err(|e| corrupt(e.to_string()))?;
+        metrics::counter!("arkiv_vault_bytes_read_total").increment(plain.len() as u64);
         out.push(Bytes::from(plain));
         at = end;
     }

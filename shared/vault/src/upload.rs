@@ -3,12 +3,14 @@
 //! Content up to [`INLINE_MAX`] goes inline in one work item. Larger content
 //! is read as a stream, cut by [`StreamChunker`] and published as chunk
 //! messages of whole chunks (about [`MESSAGE_TARGET`] each), then the
-//! `Upsert` that names the upload. Memory stays bounded by one message.
-//! Each publish is confirmed by RabbitMQ before the next.
+//! `Upsert` that names the upload. Memory stays bounded by the messages in
+//! flight: every message goes through the caller's [`ConfirmWindow`], so a
+//! connector publishes a whole page without waiting on each confirm, then
+//! drains the window before it stores its cursor.
 
 use arkiv_domain::Region;
 use arkiv_queue::work::INLINE_MAX;
-use arkiv_queue::{Content, ItemKey, Metadata, WorkItem, WorkPublisher};
+use arkiv_queue::{ConfirmWindow, Content, ItemKey, Metadata, Origin, WorkItem, WorkPublisher};
 use serde_bytes::ByteBuf;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use uuid::Uuid;
@@ -16,18 +18,34 @@ use uuid::Uuid;
 use crate::chunking::StreamChunker;
 use crate::VaultError;
 
-/// Bytes of chunks per chunk message.
-pub const MESSAGE_TARGET: usize = 1024 * 1024;
+/// Bytes of chunks per chunk message: about one inline item's worth, so a
+/// worker's prefetch bounds its memory whatever the mix of messages.
+pub const MESSAGE_TARGET: usize = 256 * 1024;
 
-/// Publish the current state of an item; returns its size in bytes.
+/// An item's state at the source, apart from its content.
+#[derive(Clone, Debug)]
+pub struct ItemState {
+    pub item: ItemKey,
+    pub change_marker: Option<String>,
+    pub metadata: Metadata,
+    pub origin: Origin,
+}
+
+/// Publish the current state of an item; returns its size in bytes. The
+/// item is safe once `window` has been drained.
 pub async fn publish_item(
     publisher: &WorkPublisher,
+    window: &mut ConfirmWindow,
     region: &Region,
-    item: ItemKey,
-    change_marker: Option<String>,
-    metadata: Metadata,
+    state: ItemState,
     mut content: impl AsyncRead + Unpin,
 ) -> Result<u64, VaultError> {
+    let ItemState {
+        item,
+        change_marker,
+        metadata,
+        origin,
+    } = state;
     let mut head = Vec::with_capacity(INLINE_MAX + 1);
     (&mut content)
         .take(INLINE_MAX as u64 + 1)
@@ -41,8 +59,9 @@ pub async fn publish_item(
             change_marker,
             metadata,
             content: Content::Inline(head),
+            origin,
         };
-        publisher.publish(region, &work).await?;
+        window.push(publisher.send(region, &work).await?).await?;
         return Ok(size);
     }
 
@@ -67,7 +86,16 @@ pub async fn publish_item(
             pending_bytes += chunk.len();
             pending.push(ByteBuf::from(chunk));
             if pending_bytes >= MESSAGE_TARGET {
-                sent += flush(publisher, region, tenant_id, upload_id, sent, &mut pending).await?;
+                sent += flush(
+                    publisher,
+                    window,
+                    region,
+                    tenant_id,
+                    upload_id,
+                    sent,
+                    &mut pending,
+                )
+                .await?;
                 pending_bytes = 0;
             }
         }
@@ -77,7 +105,16 @@ pub async fn publish_item(
         let n = content.read(&mut buffer).await.map_err(io)?;
         next = buffer[..n].to_vec();
     }
-    sent += flush(publisher, region, tenant_id, upload_id, sent, &mut pending).await?;
+    sent += flush(
+        publisher,
+        window,
+        region,
+        tenant_id,
+        upload_id,
+        sent,
+        &mut pending,
+    )
+    .await?;
     let work = WorkItem::Upsert {
         item,
         change_marker,
@@ -87,13 +124,15 @@ pub async fn publish_item(
             chunks: sent,
             size,
         },
+        origin,
     };
-    publisher.publish(region, &work).await?;
+    window.push(publisher.send(region, &work).await?).await?;
     Ok(size)
 }
 
 async fn flush(
     publisher: &WorkPublisher,
+    window: &mut ConfirmWindow,
     region: &Region,
     tenant_id: Uuid,
     upload_id: Uuid,
@@ -111,7 +150,7 @@ async fn flush(
         first,
         pieces,
     };
-    publisher.publish(region, &work).await?;
+    window.push(publisher.send(region, &work).await?).await?;
     Ok(count)
 }
 

@@ -24,6 +24,8 @@ pub struct TestApi {
     pub manifest: Value,
     /// An operator's token.
     pub operator: String,
+    /// The configuration the API runs with (other services can share it).
+    pub config: TestConfig,
     _sa_file: arkiv_tests::ConfigFile,
     stop: Option<oneshot::Sender<()>>,
 }
@@ -38,8 +40,14 @@ impl Drop for TestApi {
 
 impl TestApi {
     pub async fn start() -> Self {
+        Self::start_with(SimConfig::tiny(), |_| {}).await
+    }
+
+    /// An API on a simulator with `dataset`, its configuration adjusted by
+    /// `tune` before it starts.
+    pub async fn start_with(dataset: SimConfig, tune: impl FnOnce(&mut TestConfig)) -> Self {
         let db = TestDb::create().await;
-        let sim = arkiv_cloud_sim::start("127.0.0.1:0".parse().unwrap(), SimConfig::tiny())
+        let sim = arkiv_cloud_sim::start("127.0.0.1:0".parse().unwrap(), dataset)
             .await
             .unwrap();
         let manifest: Value = reqwest::get(format!("{}/_sim/manifest", sim.base_url()))
@@ -79,6 +87,7 @@ impl TestApi {
                 "google.service_account_file",
                 sa_file.path.to_str().unwrap(),
             );
+        tune(&mut config);
         let settings = config.settings();
         let app = arkiv_api::Application::build(&settings)
             .await
@@ -122,6 +131,7 @@ impl TestApi {
             sim,
             manifest,
             operator,
+            config,
             _sa_file: sa_file,
             stop: Some(stop),
         }

@@ -91,38 +91,14 @@ fn provider_error(e: ProviderError) -> ApiError {
     }
 }
 
-/// What a connection keeps sealed at rest (bound to the connection id):
-/// for Microsoft, an app registration of the customer's own, if any; for
-/// Google, the admin to impersonate and a service-account key of the
-/// customer's own, if any. Never logged, never returned.
-#[derive(Debug, Default, Serialize, Deserialize)]
-struct Sealed {
-    #[serde(default)]
-    m365_client_id: Option<String>,
-    #[serde(default)]
-    m365_client_secret: Option<String>,
-    #[serde(default)]
-    google_admin: Option<String>,
-    #[serde(default)]
-    google_key: Option<String>,
-}
+type Sealed = arkiv_provider::secrets::ConnectionSecrets;
 
 fn seal(state: &AppState, connection: Uuid, sealed: &Sealed) -> Vec<u8> {
-    let json = serde_json::to_vec(sealed).expect("credentials serialise");
-    state.service.seal(&json, connection.as_bytes())
+    sealed.seal(&state.service, connection)
 }
 
 fn unseal(state: &AppState, c: &connections::Model) -> Result<Sealed, ApiError> {
-    match &c.credentials_sealed {
-        None => Ok(Sealed::default()),
-        Some(sealed) => {
-            let plain = state
-                .service
-                .open(sealed, c.id.as_bytes())
-                .map_err(ApiError::internal)?;
-            serde_json::from_slice(&plain).map_err(ApiError::internal)
-        }
-    }
+    Sealed::open(&state.service, c.id, c.credentials_sealed.as_deref()).map_err(ApiError::internal)
 }
 
 fn new_connection(

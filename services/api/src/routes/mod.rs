@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod audit_log;
+pub mod backups;
 pub mod connections;
 pub mod grants;
 pub mod login;
@@ -20,14 +21,16 @@ use crate::state::AppState;
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Arkiv API", description = "Cloud-to-cloud backup for Microsoft 365 and Google Workspace: tenancy, connections, access and audit."),
+    info(title = "Arkiv API", description = "Cloud-to-cloud backup for Microsoft 365 and Google Workspace: tenancy, connections, backup runs, access and audit."),
     paths(health_doc, metrics_doc, openapi_doc),
     modifiers(&Security),
     tags(
         (name = "auth", description = "Console login and the caller"),
         (name = "partners"), (name = "tenants"), (name = "principals"),
         (name = "connections", description = "Microsoft 365 admin consent and Google Workspace delegation"),
-        (name = "accounts"), (name = "support"), (name = "audit"), (name = "ops"),
+        (name = "accounts"),
+        (name = "backups", description = "Backup runs and their progress"),
+        (name = "support"), (name = "audit"), (name = "ops"),
     )
 )]
 #[derive(Debug)]
@@ -89,6 +92,8 @@ pub fn router() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(connections::get, connections::revoke))
         .routes(routes!(accounts::list))
         .routes(routes!(accounts::update))
+        .routes(routes!(backups::start, backups::list))
+        .routes(routes!(backups::get))
         .routes(routes!(grants::create, grants::list))
         .routes(routes!(grants::revoke))
         .routes(routes!(audit_log::export))

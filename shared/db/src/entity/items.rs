@@ -15,6 +15,8 @@ pub struct Model {
     pub deleted_at_source: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    /// Keyed hash of the container (mail folder) the item was last seen in.
+    pub container_hash: Option<Vec<u8>>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

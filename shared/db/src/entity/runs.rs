@@ -22,6 +22,12 @@ pub struct Model {
     pub throttled_ms: i64,
     #[sea_orm(column_type = "JsonBinary")]
     pub workload_counts: Json,
+    /// Work items the connector published and RabbitMQ confirmed.
+    pub published: i64,
+    /// Work items the worker has stored (or found unchanged).
+    pub settled: i64,
+    pub runner: Option<String>,
+    pub detail: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

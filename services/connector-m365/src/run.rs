@@ -1,0 +1,299 @@
+//! Carrying out one backup run of a Microsoft 365 connection: take the
+//! connection's lease, refresh its accounts from the directory, walk every
+//! included account's mail, calendar and OneDrive, wait until the worker
+//! has stored what was published, and record how it went.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use arkiv_backup::lease::Lease;
+use arkiv_backup::record::{RunErrorEntry, RunRecord};
+use arkiv_backup::request::RunRequest;
+use arkiv_backup::BackupError;
+use arkiv_config::ConnectorSettings;
+use arkiv_crypto::{BlindIndexKey, ServiceKey};
+use arkiv_db::accounts::{AccountKeys, SourceUser};
+use arkiv_db::entity::{connections, protected_accounts, tenants};
+use arkiv_db::sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
+use arkiv_domain::Workload;
+use arkiv_provider::m365::{AppCredentials, Endpoints};
+use arkiv_provider::secrets::ConnectionSecrets;
+use arkiv_queue::WorkPublisher;
+use futures::stream::FuturesUnordered;
+use futures::StreamExt;
+use tokio::sync::watch;
+
+use crate::graph::{Graph, GraphError, Limits};
+use crate::walk::{Account, RunScope, WalkError};
+
+/// Everything a connector instance shares between its runs.
+#[derive(Debug)]
+pub struct Connector {
+    pub db: DatabaseConnection,
+    pub publisher: Arc<WorkPublisher>,
+    pub service: ServiceKey,
+    pub blind: BlindIndexKey,
+    pub endpoints: Endpoints,
+    /// Arkiv's own app registration, for connections without their own.
+    pub app: Option<AppCredentials>,
+    pub settings: ConnectorSettings,
+    /// This instance's name in leases and runs.
+    pub instance: String,
+}
+
+/// Why a run could not even be attempted.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Backup(#[from] BackupError),
+    #[error("database: {0}")]
+    Db(#[from] arkiv_db::sea_orm::DbErr),
+    #[error("stopping")]
+    Stopped,
+}
+
+impl Connector {
+    /// Carry out a requested run to its end (or until `stop`). A run
+    /// another instance started and abandoned is resumed from its cursors.
+    pub async fn carry_out(
+        &self,
+        request: &RunRequest,
+        mut stop: watch::Receiver<bool>,
+    ) -> Result<(), RunError> {
+        let ttl = Duration::from_secs(self.settings.lease_ttl_secs.max(3));
+        let lease = loop {
+            if let Some(lease) =
+                Lease::try_acquire(&self.db, request.connection_id, &self.instance, ttl).await?
+            {
+                break lease;
+            }
+            tracing::info!(connection = %request.connection_id, "connection leased elsewhere; waiting");
+            tokio::select! {
+                _ = tokio::time::sleep(ttl / 4) => {}
+                _ = stop.wait_for(|s| *s) => return Err(RunError::Stopped),
+            }
+        };
+        let Some(record) = RunRecord::start(&self.db, request.run_id, &self.instance).await? else {
+            tracing::info!(run = %request.run_id, "run already finished");
+            lease.release().await?;
+            return Ok(());
+        };
+        let record = Arc::new(record);
+        tracing::info!(run = %record.run_id, connection = %record.connection_id, "run started");
+
+        // Renew the lease while working; losing it stops the run.
+        let (lost_tx, mut lost) = watch::channel(false);
+        let renewer = {
+            let lease = lease.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(lease.ttl / 3).await;
+                    if !matches!(lease.renew().await, Ok(true)) {
+                        let _ = lost_tx.send(true);
+                        return;
+                    }
+                }
+            })
+        };
+        let outcome = tokio::select! {
+            r = self.backup(&record) => r,
+            _ = stop.wait_for(|s| *s) => {
+                renewer.abort();
+                return Err(RunError::Stopped);
+            }
+            _ = lost.wait_for(|l| *l) => {
+                tracing::warn!(run = %record.run_id, "lease lost; another instance carries on");
+                return Err(RunError::Stopped);
+            }
+        };
+        renewer.abort();
+        let fatal = match outcome {
+            Ok(()) => {
+                let timeout = Duration::from_secs(self.settings.settle_timeout_secs);
+                if !record.wait_settled(timeout).await? {
+                    record
+                        .error(RunErrorEntry {
+                            code: "notYetStored".into(),
+                            message: format!(
+                                "the worker had not stored every item {}s after the last was published; \
+                                 they are safe in the queue and will be stored",
+                                timeout.as_secs()
+                            ),
+                            ..RunErrorEntry::default()
+                        })
+                        .await?;
+                }
+                None
+            }
+            Err(reason) => Some(reason),
+        };
+        let result = record.finish(fatal).await?;
+        tracing::info!(
+            run = %record.run_id,
+            outcome = result.as_str(),
+            items = record.items(),
+            errors = record.errors(),
+            "run finished"
+        );
+        lease.release().await?;
+        Ok(())
+    }
+
+    /// The run's work; `Err` is why it failed as a whole.
+    async fn backup(&self, record: &Arc<RunRecord>) -> Result<(), String> {
+        let connection = connections::Entity::find_by_id(record.connection_id)
+            .one(&self.db)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or("the connection no longer exists")?;
+        let tenant = tenants::Entity::find_by_id(record.tenant_id)
+            .one(&self.db)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or("the tenant no longer exists")?;
+        if connection.status != "active" {
+            return Err(format!(
+                "the connection is {}, not active: reconnect it",
+                connection.status
+            ));
+        }
+        let ms_tenant = connection
+            .external_id
+            .clone()
+            .ok_or("the connection has no Microsoft tenant yet: finish consent")?;
+        let secrets = ConnectionSecrets::open(
+            &self.service,
+            connection.id,
+            connection.credentials_sealed.as_deref(),
+        )
+        .map_err(|e| e.to_string())?;
+        let credentials = match (secrets.m365_client_id, secrets.m365_client_secret) {
+            (Some(client_id), Some(secret)) => AppCredentials {
+                client_id,
+                client_secret: secret.into(),
+            },
+            _ => self.app.clone().ok_or(
+                "no app registration: this deployment has no m365.client_id and the connection none of its own",
+            )?,
+        };
+        let region = tenant
+            .region
+            .parse()
+            .map_err(|e| format!("tenant region: {e}"))?;
+        let graph = Arc::new(Graph::new(
+            self.endpoints.clone(),
+            ms_tenant,
+            credentials,
+            Limits {
+                mailbox_concurrency: self.settings.mailbox_concurrency,
+                requests_per_second: self.settings.requests_per_second,
+                max_attempts: self.settings.max_attempts,
+            },
+            record.clone(),
+        ));
+
+        // The directory first: new users become protected accounts.
+        let users = graph.users().await.map_err(|e| match e {
+            GraphError::Token(e) => format!("Microsoft refused Arkiv's access: {e}"),
+            other => format!("the directory could not be read: {other}"),
+        })?;
+        let source: Vec<SourceUser> = users
+            .into_iter()
+            .map(|u| SourceUser {
+                external_id: u.id,
+                email: u.email,
+            })
+            .collect();
+        arkiv_db::accounts::sync(
+            &self.db,
+            &AccountKeys {
+                blind: &self.blind,
+                seal: &self.service,
+            },
+            tenant.id,
+            connection.id,
+            &source,
+            tenant.include_new_accounts,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        let accounts: Vec<Account> = protected_accounts::Entity::find()
+            .filter(protected_accounts::Column::ConnectionId.eq(connection.id))
+            .filter(protected_accounts::Column::Included.eq(true))
+            .filter(protected_accounts::Column::RemovedAtSource.is_null())
+            .all(&self.db)
+            .await
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .map(|a| Account {
+                id: a.id,
+                external_id: a.external_id,
+            })
+            .collect();
+
+        let scope = RunScope {
+            db: self.db.clone(),
+            graph,
+            publisher: self.publisher.clone(),
+            region,
+            record: record.clone(),
+            page_size: self.settings.page_size,
+            fetch_concurrency: self.settings.mailbox_concurrency,
+            calendar_past_days: self.settings.calendar_past_days,
+            calendar_future_days: self.settings.calendar_future_days,
+        };
+        let mut queue = accounts.iter();
+        let mut running = FuturesUnordered::new();
+        loop {
+            while running.len() < self.settings.accounts_in_parallel.max(1) {
+                match queue.next() {
+                    Some(account) => running.push(account_backup(&scope, account)),
+                    None => break,
+                }
+            }
+            match running.next().await {
+                Some(result) => result?,
+                None => return Ok(()),
+            }
+        }
+    }
+}
+
+/// One account's three workloads, side by side. A workload Graph refuses
+/// is recorded against the account; the others carry on. `Err` only when
+/// our side fails (database, RabbitMQ).
+async fn account_backup(scope: &RunScope, account: &Account) -> Result<(), String> {
+    let (mail, calendar, drive) = tokio::join!(
+        scope.mail(account),
+        scope.calendar(account),
+        scope.drive(account)
+    );
+    for (workload, result) in [
+        (Workload::Mail, mail),
+        (Workload::Calendar, calendar),
+        (Workload::Drive, drive),
+    ] {
+        match result {
+            Ok(()) => {}
+            // An unlicensed user has no mailbox (and so no calendar), or
+            // no OneDrive: nothing to back up there, and not a failure.
+            Err(WalkError::Graph(e)) if e.means_no_service(workload) => {
+                tracing::info!(account = %account.id, %workload, code = %e.code(), "nothing to back up: the account has none");
+            }
+            Err(WalkError::Graph(e)) => scope
+                .record
+                .error(RunErrorEntry {
+                    account_id: Some(account.id),
+                    workload: Some(workload),
+                    code: e.code(),
+                    request_id: e.request_id(),
+                    message: e.to_string(),
+                    ..RunErrorEntry::default()
+                })
+                .await
+                .map_err(|e| e.to_string())?,
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,62 @@
+//! Cursors: where each account's workload (and scope: a mail folder, a
+//! calendar, a shared drive) continues next time.
+
+use arkiv_domain::Workload;
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement};
+use uuid::Uuid;
+
+pub async fn get(
+    db: &DatabaseConnection,
+    account: Uuid,
+    workload: Workload,
+    scope: &str,
+) -> Result<Option<String>, DbErr> {
+    let row = db
+        .query_one(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT value FROM cursors WHERE account_id = $1 AND workload = $2 AND scope = $3",
+            [account.into(), workload.as_str().into(), scope.into()],
+        ))
+        .await?;
+    row.map(|r| r.try_get_by_index::<String>(0)).transpose()
+}
+
+/// Store a cursor. Call only once every work item before it is confirmed.
+pub async fn set(
+    db: &DatabaseConnection,
+    account: Uuid,
+    workload: Workload,
+    scope: &str,
+    value: &str,
+) -> Result<(), DbErr> {
+    db.execute(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "INSERT INTO cursors (account_id, workload, scope, value) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (account_id, workload, scope)
+         DO UPDATE SET value = EXCLUDED.value, updated_at = now()",
+        [
+            account.into(),
+            workload.as_str().into(),
+            scope.into(),
+            value.into(),
+        ],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// Forget a cursor: the next walk of that scope starts from scratch.
+pub async fn clear(
+    db: &DatabaseConnection,
+    account: Uuid,
+    workload: Workload,
+    scope: &str,
+) -> Result<(), DbErr> {
+    db.execute(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "DELETE FROM cursors WHERE account_id = $1 AND workload = $2 AND scope = $3",
+        [account.into(), workload.as_str().into(), scope.into()],
+    ))
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,30 @@
+//! Backup runs, the parts that do not depend on the provider.
+//!
+//! - [`request`]: a run request, published by the API (and the scheduler)
+//!   to `{prefix}.runs.{provider}` and consumed by that provider's connector.
+//! - [`lease`]: a connection is worked on by one connector instance at a
+//!   time; a crashed instance's lease expires and another takes over.
+//! - [`cursor`]: delta links, history ids and page tokens per account,
+//!   workload and scope, stored only after their page is confirmed.
+//! - [`record`]: a run's state and counters in `runs`, its errors in
+//!   `run_errors`, and waiting until the worker has settled its items.
+//! - [`sink`]: publishing a page of work items with confirms, counted
+//!   against the run.
+
+pub mod cursor;
+pub mod lease;
+pub mod record;
+pub mod request;
+pub mod sink;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    #[error("database: {0}")]
+    Db(#[from] sea_orm::DbErr),
+    #[error(transparent)]
+    Queue(#[from] arkiv_queue::QueueError),
+    #[error(transparent)]
+    Vault(#[from] arkiv_vault::VaultError),
+    #[error("run {0} does not exist")]
+    UnknownRun(uuid::Uuid),
+}

@@ -1,0 +1,124 @@
+//! Rows a test or benchmark needs before the pipeline can store anything: a
+//! partner, and tenants with wrapped keys, a connection and one included
+//! account, written straight to the database.
+
+use arkiv_crypto::{MasterKey, TenantKeys};
+use arkiv_db::sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement, Value};
+use arkiv_domain::Region;
+use uuid::Uuid;
+
+/// A tenant with keys, an active Microsoft 365 connection and one account.
+#[derive(Clone, Debug)]
+pub struct SeededTenant {
+    pub tenant: Uuid,
+    pub connection: Uuid,
+    pub account: Uuid,
+    pub region: Region,
+}
+
+/// A new partner's id.
+pub async fn partner(db: &DatabaseConnection) -> Uuid {
+    let partner = Uuid::now_v7();
+    exec(
+        db,
+        "INSERT INTO partners (id, name) VALUES ($1, $2)",
+        vec![partner.into(), format!("Partner {partner}").into()],
+    )
+    .await;
+    partner
+}
+
+/// A new tenant of `partner` in `region`, its keys wrapped by `master`.
+pub async fn tenant(
+    db: &DatabaseConnection,
+    master: &MasterKey,
+    partner: Uuid,
+    region: &str,
+) -> SeededTenant {
+    let (tenant, connection, account) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+    exec(
+        db,
+        "INSERT INTO tenants (id, partner_id, name, region) VALUES ($1, $2, $3, $4)",
+        vec![
+            tenant.into(),
+            partner.into(),
+            format!("Tenant {tenant}").into(),
+            region.into(),
+        ],
+    )
+    .await;
+    let wrapped = TenantKeys::generate().wrap(master, tenant.as_bytes());
+    exec(
+        db,
+        "INSERT INTO tenant_keys (tenant_id, wrapped_data_key, wrapped_dedup_key) VALUES ($1, $2, $3)",
+        vec![tenant.into(), wrapped.data.into(), wrapped.dedup.into()],
+    )
+    .await;
+    exec(
+        db,
+        "INSERT INTO connections (id, tenant_id, provider, status) VALUES ($1, $2, 'm365', 'active')",
+        vec![connection.into(), tenant.into()],
+    )
+    .await;
+    exec(
+        db,
+        "INSERT INTO protected_accounts (id, tenant_id, connection_id, external_id, email_hash, email_sealed, included)
+         VALUES ($1, $2, $3, $4, $5, $6, true)",
+        vec![
+            account.into(),
+            tenant.into(),
+            connection.into(),
+            account.to_string().into(),
+            vec![1u8; 32].into(),
+            vec![2u8; 40].into(),
+        ],
+    )
+    .await;
+    SeededTenant {
+        tenant,
+        connection,
+        account,
+        region: region.parse().expect("a known region"),
+    }
+}
+
+/// Run one statement, panicking with it on failure.
+pub async fn exec(db: &DatabaseConnection, sql: &str, values: Vec<Value>) {
+    db.execute(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        sql,
+        values,
+    ))
+    .await
+    .unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
+
+/// The first column of a one-row query as an integer (0 for NULL).
+pub async fn scalar(db: &DatabaseConnection, sql: &str, values: Vec<Value>) -> i64 {
+    first_column::<i64>(db, sql, values).await.unwrap_or(0)
+}
+
+/// The first column of a one-row query as text ("" for NULL).
+pub async fn text(db: &DatabaseConnection, sql: &str, values: Vec<Value>) -> String {
+    first_column::<String>(db, sql, values)
+        .await
+        .unwrap_or_default()
+}
+
+async fn first_column<T: arkiv_db::sea_orm::TryGetable>(
+    db: &DatabaseConnection,
+    sql: &str,
+    values: Vec<Value>,
+) -> Option<T> {
+    let row = db
+        .query_one(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            sql,
+            values,
+        ))
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .unwrap_or_else(|| panic!("{sql}: no row"));
+    row.try_get_by_index::<Option<T>>(0)
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
