@@ -25,15 +25,39 @@ ensure_postgres() {
     fi
 }
 
+# amqp_answers: does the broker answer the AMQP 0-9-1 protocol header within
+# five seconds? A wedged node still accepts TCP connections but says nothing,
+# and every client then hangs, so an open port is not enough.
+amqp_answers() {
+    timeout 5 bash -c 'exec 3<>/dev/tcp/127.0.0.1/5672
+        printf "AMQP\x00\x00\x09\x01" >&3
+        [ -n "$(head -c 1 <&3 | od -An -tx1)" ]' 2>/dev/null
+}
+
+start_rabbitmq() {
+    say "starting RabbitMQ"
+    # Quorum queues keep files open per queue: give the node room.
+    as_root bash -c 'ulimit -n 65536; RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 rabbitmq-server -detached'
+    wait_for "RabbitMQ answering AMQP on 127.0.0.1:5672" 120 amqp_answers
+}
+
 ensure_rabbitmq() {
     if ! command -v rabbitmq-server >/dev/null; then
         apt_install rabbitmq-server
     fi
-    if ! port_open 127.0.0.1 5672; then
-        say "starting RabbitMQ"
-        as_root env RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 rabbitmq-server -detached
-        wait_for "RabbitMQ on 127.0.0.1:5672" 120 port_open 127.0.0.1 5672
+    if port_open 127.0.0.1 5672 && ! amqp_answers; then
+        say "RabbitMQ accepts connections but does not answer AMQP: restarting it"
+        as_root timeout 60 rabbitmqctl stop >/dev/null 2>&1 || as_root pkill -9 -f beam.smp || true
+        wait_for "RabbitMQ to stop" 60 bash -c '! pgrep -f beam.smp'
     fi
+    if ! port_open 127.0.0.1 5672; then
+        start_rabbitmq
+    fi
+    # Test runs prefix their queues with "test." and never reuse them; let
+    # RabbitMQ delete any left unused for 15 minutes, so that they do not pile
+    # up run after run.
+    as_root rabbitmqctl -q set_policy --apply-to queues arkiv-test-queues-expire \
+        '^test\.' '{"expires": 900000}' >/dev/null
     say "RabbitMQ is up"
 }
 

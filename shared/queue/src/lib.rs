@@ -40,7 +40,15 @@ pub enum QueueError {
     /// The consumer was cancelled or its channel closed.
     #[error("the consumer of {queue} stopped")]
     ConsumerClosed { queue: String },
+    /// The broker accepted the TCP connection but did not complete the
+    /// AMQP handshake in time: it is overloaded or wedged.
+    #[error("RabbitMQ did not complete the connection handshake within {0:?}")]
+    HandshakeTimeout(std::time::Duration),
 }
+
+/// How long [`Broker::connect`] waits for the AMQP handshake. A broker that
+/// accepts TCP but never answers would otherwise hang its client forever.
+const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// One connection to RabbitMQ.
 #[derive(Debug)]
@@ -51,11 +59,15 @@ pub struct Broker {
 
 impl Broker {
     pub async fn connect(settings: &RabbitMqSettings) -> Result<Self, QueueError> {
-        let connection = Connection::connect(
-            settings.url.expose_secret(),
-            ConnectionProperties::default().with_connection_name("arkiv".into()),
+        let connection = tokio::time::timeout(
+            HANDSHAKE_TIMEOUT,
+            Connection::connect(
+                settings.url.expose_secret(),
+                ConnectionProperties::default().with_connection_name("arkiv".into()),
+            ),
         )
-        .await?;
+        .await
+        .map_err(|_| QueueError::HandshakeTimeout(HANDSHAKE_TIMEOUT))??;
         Ok(Self {
             connection,
             prefix: settings.queue_prefix.clone(),
