@@ -1,5 +1,5 @@
 DROP TABLE run_items;
-ALTER TABLE items DROP COLUMN container_hash;
+ALTER TABLE items DROP COLUMN container_hash, DROP COLUMN last_seen_run;
 ALTER TABLE runs
     DROP COLUMN published,
     DROP COLUMN settled,

@@ -18,6 +18,11 @@ ALTER TABLE runs
 -- the item deleted only if it has not since appeared in another folder.
 ALTER TABLE items ADD COLUMN container_hash bytea;
 
+-- The last run that saw the item, changed or not: after a container is
+-- listed again in full (its cursor expired), what that run did not see in
+-- it is gone at the source.
+ALTER TABLE items ADD COLUMN last_seen_run uuid;
+
 -- The items of a run in flight: the connector adds each item once its page
 -- is confirmed (settled = false unless the worker got there first), the
 -- worker marks it settled. A run is complete when none is unsettled;

@@ -175,7 +175,9 @@ pub async fn run(options: Options) {
     };
 
     let before = total_requests(&sim_url).await;
+    let cpu = crate::cpu::Sample::now();
     let (full, seconds) = run("full").await;
+    let cpu = crate::cpu::Sample::now().since(&cpu);
     let requests_full = total_requests(&sim_url).await - before;
     let msgs = seed::scalar(
         &db.conn,
@@ -191,7 +193,7 @@ pub async fn run(options: Options) {
     .await;
     let puts = seed::scalar(&db.conn, "SELECT count(*) FROM packs", vec![]).await;
     println!(
-        "BENCH m365 case=full msgs={msgs} msgs_per_s={:.0} mb_per_s={:.1} puts_per_1000_msgs={:.1} requests={requests_full} seconds={seconds:.1} connector_rss_mb={:.0} worker_rss_mb={:.0} sim_rss_mb={:.0}",
+        "BENCH m365 case=full msgs={msgs} msgs_per_s={:.0} mb_per_s={:.1} puts_per_1000_msgs={:.1} requests={requests_full} seconds={seconds:.1} connector_rss_mb={:.0} worker_rss_mb={:.0} sim_rss_mb={:.0} {cpu}",
         msgs as f64 / seconds,
         bytes as f64 / MIB / seconds,
         puts as f64 * 1000.0 / msgs.max(1) as f64,

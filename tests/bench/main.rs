@@ -4,6 +4,7 @@
 //! benchmark. Each prints one line that scripts read:
 //! `BENCH <name> key=value key=value ...`; progress goes to stderr.
 
+mod cpu;
 mod m365;
 mod pipeline;
 mod process;

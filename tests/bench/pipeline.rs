@@ -49,21 +49,25 @@ pub async fn run(options: Options) {
     let bench = Setup::new().await;
     let small = bench.small_items(options.items).await;
     println!(
-        "BENCH pipeline case=small_items items={} items_per_s={:.0} mb_per_s={:.1} puts_per_1000_items={:.2} worker_rss_mb={:.0}",
+        "BENCH pipeline case=small_items items={} items_per_s={:.0} mb_per_s={:.1} puts_per_1000_items={:.2} worker_rss_mb={:.0} seconds={:.1} {}",
         small.items,
         small.items as f64 / small.seconds,
         small.bytes as f64 / MIB / small.seconds,
         small.puts as f64 * 1000.0 / small.items as f64,
         small.rss_mb,
+        small.seconds,
+        small.cpu,
     );
     let large = bench.large_stream(options.stream_mb).await;
     println!(
-        "BENCH pipeline case=large_stream mb={} items_per_s={:.2} mb_per_s={:.1} puts_per_1000_items={:.0} worker_rss_mb={:.0}",
+        "BENCH pipeline case=large_stream mb={} items_per_s={:.2} mb_per_s={:.1} puts_per_1000_items={:.0} worker_rss_mb={:.0} seconds={:.1} {}",
         options.stream_mb,
         1.0 / large.seconds,
         large.bytes as f64 / MIB / large.seconds,
         large.puts as f64 * 1000.0,
         large.rss_mb,
+        large.seconds,
+        large.cpu,
     );
     bench.clean_up().await;
 }
@@ -85,6 +89,8 @@ struct Measured {
     seconds: f64,
     puts: u64,
     rss_mb: f64,
+    /// CPU seconds by component during the measurement.
+    cpu: String,
 }
 
 impl Setup {
@@ -136,6 +142,7 @@ impl Setup {
         let bytes: u64 = contents.iter().map(|c| c.len() as u64).sum();
         let worker = Service::start(&self.config, "arkiv-worker", "worker.listen").await;
         let started = Instant::now();
+        let cpu = crate::cpu::Sample::now();
         let publisher = self.publisher.clone();
         let region = t.region.clone();
         let tenant = t.clone();
@@ -160,6 +167,7 @@ impl Setup {
         self.await_versions(&t, n as i64).await;
         publishing.await.expect("publisher");
         let seconds = started.elapsed().as_secs_f64();
+        let cpu = crate::cpu::Sample::now().since(&cpu);
         let puts = worker.metric("arkiv_worker_packs_written_total").await as u64;
         let rss_mb = worker.peak_rss_mb();
         worker.stop();
@@ -169,6 +177,7 @@ impl Setup {
             seconds,
             puts,
             rss_mb,
+            cpu,
         }
     }
 
@@ -177,6 +186,7 @@ impl Setup {
         let t = self.tenant().await;
         let worker = Service::start(&self.config, "arkiv-worker", "worker.listen").await;
         let started = Instant::now();
+        let cpu = crate::cpu::Sample::now();
         let mut window = ConfirmWindow::new(16);
         let size = arkiv_vault::upload::publish_item(
             &self.publisher,
@@ -198,6 +208,7 @@ impl Setup {
         window.drain().await.expect("confirmed");
         self.await_versions(&t, 1).await;
         let seconds = started.elapsed().as_secs_f64();
+        let cpu = crate::cpu::Sample::now().since(&cpu);
         let puts = worker.metric("arkiv_worker_packs_written_total").await as u64;
         let rss_mb = worker.peak_rss_mb();
         worker.stop();
@@ -207,6 +218,7 @@ impl Setup {
             seconds,
             puts,
             rss_mb,
+            cpu,
         }
     }
 

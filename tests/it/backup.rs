@@ -571,12 +571,68 @@ async fn microsoft_365_full_and_incremental_backups_hold_exactly_the_source() {
 async fn expired_tokens_throttling_and_server_errors_do_not_break_a_run() {
     let mut stack = Stack::start(SimConfig::tiny(), |_| {}).await;
     stack.run_services().await;
+    let (user, _) = stack.users()[0].clone();
+    let doomed = stack
+        .graph(
+            reqwest::Method::POST,
+            &format!("/users/{user}/mailFolders"),
+            Some(json!({ "displayName": "Doomed" })),
+        )
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let in_doomed = stack
+        .graph(
+            reqwest::Method::POST,
+            &format!("/users/{user}/mailFolders/{doomed}/messages"),
+            Some(json!({ "subject": "In a folder about to go",
+                         "body": { "contentType": "text", "content": "soon gone" } })),
+        )
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let first = stack.backup().await;
     assert_eq!(first["status"], "succeeded", "{first}");
     let versions = stack.count("SELECT count(*) FROM item_versions").await;
     assert!(versions > 20);
+    let deleted = "SELECT count(*) FROM items WHERE deleted_at_source IS NOT NULL";
+    let deleted_before = stack.count(deleted).await;
+    assert_eq!(stack.version("mail", &in_doomed).await.unwrap().1, None);
 
-    // Expired cursors: everything is listed again, nothing is new.
+    // While the delta tokens expire, a folder goes, and with it its
+    // message, and a message and a file are deleted for good: no delta
+    // will ever report these one by one.
+    let source = source(&stack, &user).await;
+    let (gone_message, gone_file) = (
+        source.messages.iter().find(|m| **m != in_doomed).unwrap().clone(),
+        source.files[0].clone(),
+    );
+    stack
+        .graph(
+            reqwest::Method::POST,
+            &format!("/users/{user}/messages/{gone_message}/permanentDelete"),
+            None,
+        )
+        .await;
+    stack
+        .graph(
+            reqwest::Method::DELETE,
+            &format!("/users/{user}/drive/items/{gone_file}"),
+            None,
+        )
+        .await;
+    stack
+        .graph(
+            reqwest::Method::DELETE,
+            &format!("/users/{user}/mailFolders/{doomed}"),
+            None,
+        )
+        .await;
+
+    // Expired cursors: everything is listed again, nothing is new, and
+    // what the new listing lacks is marked deleted at source.
     let r = reqwest::Client::new()
         .post(format!("{}/_sim/expire-cursors", stack.sim()))
         .send()
@@ -586,10 +642,32 @@ async fn expired_tokens_throttling_and_server_errors_do_not_break_a_run() {
     let resync = stack.backup().await;
     assert_eq!(resync["status"], "succeeded", "{resync}");
     assert_eq!(resync["new_versions"], 0, "{resync}");
-    assert!(resync["items"].as_i64().unwrap() >= versions, "{resync}");
+    assert!(resync["items"].as_i64().unwrap() >= versions - 3, "{resync}");
     assert_eq!(
         stack.count("SELECT count(*) FROM item_versions").await,
         versions
+    );
+    for (workload, id) in [
+        ("mail", &in_doomed),
+        ("mail", &gone_message),
+        ("drive", &gone_file),
+    ] {
+        assert!(
+            stack.version(workload, id).await.unwrap().1.is_some(),
+            "{workload} item {id} is marked deleted at source"
+        );
+    }
+    assert_eq!(
+        stack.count(deleted).await,
+        deleted_before + 3,
+        "nothing else is marked deleted"
+    );
+    assert_eq!(
+        stack
+            .count(&format!("SELECT count(*) FROM cursors WHERE scope = '{doomed}'"))
+            .await,
+        0,
+        "the gone folder's cursor is dropped once it is swept"
     );
 
     // A throttling storm.

@@ -9,22 +9,23 @@ use std::time::Duration;
 use arkiv_backup::lease::Lease;
 use arkiv_backup::record::{RunErrorEntry, RunRecord};
 use arkiv_backup::request::RunRequest;
-use arkiv_backup::BackupError;
+use arkiv_backup::sink::PageSink;
+use arkiv_backup::{cursor, BackupError};
 use arkiv_config::ConnectorSettings;
 use arkiv_crypto::{BlindIndexKey, ServiceKey};
 use arkiv_db::accounts::{AccountKeys, SourceUser};
 use arkiv_db::entity::{connections, protected_accounts, tenants};
 use arkiv_db::sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
-use arkiv_domain::Workload;
+use arkiv_domain::{Provider, Region, Workload};
 use arkiv_provider::m365::{AppCredentials, Endpoints};
 use arkiv_provider::secrets::ConnectionSecrets;
-use arkiv_queue::WorkPublisher;
+use arkiv_queue::{ItemKey, WorkPublisher};
 use futures::stream::FuturesUnordered;
 use futures::StreamExt;
 use tokio::sync::watch;
 
 use crate::graph::{Graph, GraphError, Limits};
-use crate::walk::{Account, RunScope, WalkError};
+use crate::walk::{Account, PendingSweep, RunScope, WalkError};
 
 /// Everything a connector instance shares between its runs.
 #[derive(Debug)]
@@ -108,9 +109,25 @@ impl Connector {
         };
         renewer.abort();
         let fatal = match outcome {
-            Ok(()) => {
+            Ok(walked) => {
                 let timeout = Duration::from_secs(self.settings.settle_timeout_secs);
-                if !record.wait_settled(timeout).await? {
+                let mut settled = record.wait_settled(timeout).await?;
+                // Sweeps judge what the run saw, so they wait until all of
+                // it is stored; a sweep not sent now is sent by a later run
+                // (a gone folder keeps its cursor until swept).
+                if settled && !walked.sweeps.is_empty() {
+                    self.sweep(&record, &walked).await?;
+                    settled = record.wait_settled(timeout).await?;
+                    if settled {
+                        for gone in walked.sweeps.iter().filter(|s| !s.resynced) {
+                            if let Some(container) = &gone.container {
+                                cursor::clear(&self.db, gone.account, gone.workload, container)
+                                    .await?;
+                            }
+                        }
+                    }
+                }
+                if !settled {
                     record
                         .error(RunErrorEntry {
                             code: "notYetStored".into(),
@@ -139,8 +156,25 @@ impl Connector {
         Ok(())
     }
 
+    /// Publish the run's sweeps and wait for their confirms.
+    async fn sweep(&self, record: &Arc<RunRecord>, walked: &Walked) -> Result<(), BackupError> {
+        let mut sink = PageSink::new(self.publisher.clone(), walked.region.clone(), record.clone());
+        for s in &walked.sweeps {
+            let account = ItemKey {
+                tenant_id: record.tenant_id,
+                connection_id: record.connection_id,
+                account_id: s.account,
+                provider: Provider::M365,
+                workload: s.workload,
+                source_id: String::new(),
+            };
+            sink.sweep(&account, s.container.clone(), s.resynced).await?;
+        }
+        sink.commit().await
+    }
+
     /// The run's work; `Err` is why it failed as a whole.
-    async fn backup(&self, record: &Arc<RunRecord>) -> Result<(), String> {
+    async fn backup(&self, record: &Arc<RunRecord>) -> Result<Walked, String> {
         let connection = connections::Entity::find_by_id(record.connection_id)
             .one(&self.db)
             .await
@@ -241,6 +275,7 @@ impl Connector {
             fetch_concurrency: self.settings.mailbox_concurrency,
             calendar_past_days: self.settings.calendar_past_days,
             calendar_future_days: self.settings.calendar_future_days,
+            sweeps: Arc::default(),
         };
         let mut queue = accounts.iter();
         let mut running = FuturesUnordered::new();
@@ -253,10 +288,22 @@ impl Connector {
             }
             match running.next().await {
                 Some(result) => result?,
-                None => return Ok(()),
+                None => break,
             }
         }
+        drop(running);
+        let sweeps = std::mem::take(&mut *scope.sweeps.lock().expect("sweeps lock"));
+        Ok(Walked {
+            region: scope.region,
+            sweeps,
+        })
     }
+}
+
+/// What a run's walk leaves to do once its items are stored.
+struct Walked {
+    region: Region,
+    sweeps: Vec<PendingSweep>,
 }
 
 /// One account's three workloads, side by side. A workload Graph refuses

@@ -5,8 +5,8 @@
 //! replays at most one page; an expired delta token (410) starts that
 //! scope over, and the worker recognises what it already has.
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 
 use arkiv_backup::record::RunErrorEntry;
 use arkiv_backup::sink::PageSink;
@@ -41,6 +41,22 @@ pub struct RunScope {
     pub fetch_concurrency: usize,
     pub calendar_past_days: u32,
     pub calendar_future_days: u32,
+    /// Containers to sweep once the run's items are stored.
+    pub sweeps: Arc<Mutex<Vec<PendingSweep>>>,
+}
+
+/// Deletions no delta reports one by one, to be sent as a
+/// [`arkiv_queue::WorkItem::Sweep`] once every item of the run is stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PendingSweep {
+    pub account: Uuid,
+    pub workload: Workload,
+    /// A mail folder; `None` for the whole workload (OneDrive).
+    pub container: Option<String>,
+    /// The container was listed again in full (its cursor had expired):
+    /// what this run saw stays. Otherwise the container is gone, and its
+    /// cursor goes once it is swept.
+    pub resynced: bool,
 }
 
 impl std::fmt::Debug for RunScope {
@@ -180,6 +196,15 @@ impl RunScope {
     /// Mail: every folder of the tree, each folder's delta.
     pub async fn mail(&self, account: &Account) -> Result<(), WalkError> {
         let folders = self.folder_tree(account).await?;
+        // A folder deleted since the last run is simply no longer listed;
+        // its messages' deletions are never reported one by one.
+        let listed: HashSet<&str> = folders.iter().map(|(id, _)| id.as_str()).collect();
+        for gone in cursor::scopes(&self.db, account.id, Workload::Mail).await? {
+            if !gone.is_empty() && !listed.contains(gone.as_str()) {
+                tracing::info!(account = %account.id, "a mail folder is gone; its messages will be marked deleted");
+                self.sweep_later(account, Workload::Mail, Some(gone), false);
+            }
+        }
         // Folders two at a time: with each folder's fetches four wide,
         // that keeps the mailbox's four request slots busy.
         let mut queue = folders.into_iter();
@@ -198,6 +223,24 @@ impl RunScope {
                 None => return Ok(()),
             }
         }
+    }
+
+    fn sweep_later(
+        &self,
+        account: &Account,
+        workload: Workload,
+        container: Option<String>,
+        resynced: bool,
+    ) {
+        self.sweeps
+            .lock()
+            .expect("sweeps lock")
+            .push(PendingSweep {
+                account: account.id,
+                workload,
+                container,
+                resynced,
+            });
     }
 
     pub async fn calendar(&self, account: &Account) -> Result<(), WalkError> {
@@ -409,6 +452,17 @@ impl RunScope {
             };
             cursor::set(&self.db, account.id, workload, scope.cursor_scope(), &next).await?;
             if done {
+                if resynced {
+                    match &scope {
+                        Scope::MailFolder { id, .. } => {
+                            self.sweep_later(account, workload, Some(id.clone()), true)
+                        }
+                        Scope::Drive => self.sweep_later(account, workload, None, true),
+                        // calendarView lists a window of time: an event a
+                        // new listing misses may merely have left it.
+                        Scope::Calendar => {}
+                    }
+                }
                 return Ok(());
             }
             link = Some(next);

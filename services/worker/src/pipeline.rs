@@ -15,6 +15,14 @@
 //!    the last attempt, each with its reason; then every delivery of the
 //!    batch is acked.
 //!
+//! Steps 1-3 (opening and sealing, mostly CPU) of one batch overlap with
+//! step 4 and 5 (S3 and PostgreSQL, mostly waiting) of the batch before it:
+//! a preparing stage hands sealed batches to a committing stage, which
+//! settles them one at a time, in delivery order. Chunks sealed by a batch
+//! still being committed count as known to the batch behind it, so the two
+//! never store the same chunk twice; should the batch ahead fail, the one
+//! that leaned on its chunks is retried too.
+//!
 //! A crash anywhere before step 5 leaves the batch unacked, so RabbitMQ
 //! redelivers it; the redelivery finds its chunks in the index and its
 //! versions unchanged, and writes nothing new. A pack PUT whose transaction
@@ -22,7 +30,7 @@
 //! removes; no index row ever names a pack that is not wholly in S3.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use arkiv_crypto::{KeyedHash, TransportKey};
@@ -38,7 +46,7 @@ use sea_orm::{
     ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, FromQueryResult,
     Statement, TransactionTrait, Value,
 };
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use uuid::Uuid;
 
 /// How a worker batches and retries.
@@ -82,6 +90,49 @@ pub struct Pipeline {
 struct Failure {
     index: usize,
     reason: String,
+}
+
+/// A batch through steps 1-3, on its way to the committing stage.
+struct Prepared {
+    sequence: u64,
+    batch: Vec<Delivery>,
+    started: Instant,
+    /// Batches ahead whose chunks this one takes as stored.
+    leans_on: HashSet<u64>,
+    sealed: Result<Sealed, PipelineError>,
+}
+
+/// What a batch will write: its packs (already sealed), their chunks, and
+/// the decoded jobs for the index.
+struct Sealed {
+    failures: Vec<Failure>,
+    jobs: Vec<(usize, Job)>,
+    new_chunks: Vec<(Uuid, NewChunk)>,
+    packs: Vec<(Arc<TenantContext>, Uuid, Bytes)>,
+}
+
+/// Chunks sealed by batches not yet committed, and the batch of each.
+#[derive(Default)]
+struct InFlight(Mutex<HashMap<(Uuid, KeyedHash), u64>>);
+
+impl InFlight {
+    fn find(&self, tenant: Uuid, ids: &[KeyedHash]) -> HashMap<KeyedHash, u64> {
+        let map = self.0.lock().expect("in-flight lock");
+        ids.iter()
+            .filter_map(|id| map.get(&(tenant, *id)).map(|batch| (*id, *batch)))
+            .collect()
+    }
+
+    fn claim(&self, batch: u64, tenant: Uuid, ids: &[KeyedHash]) {
+        let mut map = self.0.lock().expect("in-flight lock");
+        map.extend(ids.iter().map(|id| ((tenant, *id), batch)));
+    }
+
+    /// The batch is committed, or failed: either way its chunks are no
+    /// longer in flight.
+    fn release(&self, batch: u64) {
+        self.0.lock().expect("in-flight lock").retain(|_, b| *b != batch);
+    }
 }
 
 /// A chunk to be written: its id, plaintext and where it will live.
@@ -139,10 +190,17 @@ enum Job {
         at: DateTime<Utc>,
         origin: arkiv_queue::Origin,
     },
+    Sweep {
+        ctx: Arc<TenantContext>,
+        scope: arkiv_queue::ItemKey,
+        keep_seen_by: Option<Uuid>,
+        at: DateTime<Utc>,
+        origin: arkiv_queue::Origin,
+    },
 }
 
 impl Pipeline {
-    /// Consume until `stop` turns true, then finish the batch in hand.
+    /// Consume until `stop` turns true, then finish the batches in hand.
     pub async fn run(&self, mut stop: watch::Receiver<bool>) -> Result<(), PipelineError> {
         let mut consumer = self
             .broker
@@ -150,27 +208,50 @@ impl Pipeline {
             .await?;
         let publisher = self.broker.publisher().await?;
         tracing::info!(queue = %self.queues.work, "consuming");
-        loop {
-            let first = tokio::select! {
-                d = consumer.next() => d?,
-                _ = stop.wait_for(|s| *s) => return Ok(()),
-            };
-            let batch = self.gather(&mut consumer, first).await?;
-            self.handle(&publisher, batch).await?;
-        }
+        let in_flight = InFlight::default();
+        let (sealed_tx, mut sealed_rx) = mpsc::channel::<Prepared>(1);
+        let preparing = async {
+            let mut sequence = 0;
+            loop {
+                let first = tokio::select! {
+                    d = consumer.next() => d?,
+                    _ = stop.wait_for(|s| *s) => break,
+                };
+                let batch = self.gather(&mut consumer, first).await?;
+                sequence += 1;
+                let prepared = self.prepare(sequence, batch, &in_flight).await;
+                if sealed_tx.send(prepared).await.is_err() {
+                    break;
+                }
+            }
+            drop(sealed_tx);
+            Ok::<_, PipelineError>(())
+        };
+        let committing = async {
+            let mut failed = HashSet::new();
+            while let Some(prepared) = sealed_rx.recv().await {
+                self.settle(&publisher, prepared, &in_flight, &mut failed)
+                    .await?;
+            }
+            Ok::<_, PipelineError>(())
+        };
+        tokio::try_join!(preparing, committing)?;
+        Ok(())
     }
 
+    /// Deliveries up to the pack target size, the pack's maximum age, or
+    /// half the prefetch, so that the next batch can fill while this one
+    /// is committed.
     async fn gather(
         &self,
         consumer: &mut Consumer,
         first: Delivery,
     ) -> Result<Vec<Delivery>, PipelineError> {
         let deadline = tokio::time::Instant::now() + self.tuning.pack_max_age;
+        let most = usize::from(self.tuning.prefetch / 2).max(1);
         let mut bytes = first.data.len();
         let mut batch = vec![first];
-        while batch.len() < usize::from(self.tuning.prefetch.max(1))
-            && bytes < self.tuning.pack_target_bytes
-        {
+        while batch.len() < most && bytes < self.tuning.pack_target_bytes {
             match tokio::time::timeout_at(deadline, consumer.next()).await {
                 Ok(d) => {
                     let d = d?;
@@ -183,41 +264,60 @@ impl Pipeline {
         Ok(batch)
     }
 
-    /// Process a batch and settle every delivery in it.
-    async fn handle(
+    /// Commit a prepared batch and settle every delivery in it.
+    async fn settle(
         &self,
         publisher: &Publisher,
-        batch: Vec<Delivery>,
+        prepared: Prepared,
+        in_flight: &InFlight,
+        failed_batches: &mut HashSet<u64>,
     ) -> Result<(), PipelineError> {
-        let started = Instant::now();
-        let failures = match self.process(&batch).await {
+        let started = prepared.started;
+        let sequence = prepared.sequence;
+        let batch_len = prepared.batch.len();
+        let leaned_on_failure = prepared.leans_on.iter().any(|s| failed_batches.contains(s));
+        let sealed = match prepared.sealed {
+            Ok(sealed) if !leaned_on_failure => Ok(sealed),
+            Ok(_) => Err("a batch this one relies on for chunks failed".to_owned()),
+            Err(e) => Err(e.to_string()),
+        };
+        let outcome = match sealed {
+            Ok(sealed) => self.commit(sealed).await.map_err(|e| e.to_string()),
+            Err(reason) => Err(reason),
+        };
+        in_flight.release(sequence);
+        let failures = match outcome {
             Ok(failures) => failures,
-            Err(e) => {
+            Err(reason) => {
                 // Nothing of the batch is durable: every delivery retries.
-                tracing::warn!(error = %e, deliveries = batch.len(), "batch failed; retrying it");
-                (0..batch.len())
+                tracing::warn!(error = %reason, deliveries = batch_len, "batch failed; retrying it");
+                failed_batches.insert(sequence);
+                (0..batch_len)
                     .map(|index| Failure {
                         index,
-                        reason: e.to_string(),
+                        reason: reason.clone(),
                     })
                     .collect()
             }
         };
+        // A batch leans on at most the two ahead of it (one in the hand-over,
+        // one committing), so older failures no longer matter.
+        failed_batches.retain(|s| sequence.saturating_sub(*s) < 2);
         for failure in &failures {
-            self.fail(publisher, &batch[failure.index], &failure.reason)
+            self.fail(publisher, &prepared.batch[failure.index], &failure.reason)
                 .await?;
         }
-        if let Some(last) = batch.last() {
+        if let Some(last) = prepared.batch.last() {
             last.acker
                 .ack(BasicAckOptions { multiple: true })
                 .await
                 .map_err(arkiv_queue::QueueError::from)?;
         }
         // From the batch in hand to its ack: how long a delivery waits on
-        // the S3 writes and the index transaction.
+        // sealing, the S3 writes and the index transaction.
         metrics::histogram!("arkiv_worker_ack_latency_seconds")
             .record(started.elapsed().as_secs_f64());
-        metrics::counter!("arkiv_worker_deliveries_total").increment(batch.len() as u64);
+        metrics::counter!("arkiv_worker_deliveries_total").increment(batch_len as u64);
         Ok(())
     }
 
@@ -250,8 +350,27 @@ impl Pipeline {
         Ok(())
     }
 
-    /// Store a batch; returns the deliveries that failed on their own.
-    async fn process(&self, batch: &[Delivery]) -> Result<Vec<Failure>, PipelineError> {
+    /// Open, deduplicate and seal a batch (steps 1-3).
+    async fn prepare(&self, sequence: u64, batch: Vec<Delivery>, in_flight: &InFlight) -> Prepared {
+        let started = Instant::now();
+        let mut leans_on = HashSet::new();
+        let sealed = self.seal(sequence, &batch, in_flight, &mut leans_on).await;
+        Prepared {
+            sequence,
+            batch,
+            started,
+            leans_on,
+            sealed,
+        }
+    }
+
+    async fn seal(
+        &self,
+        sequence: u64,
+        batch: &[Delivery],
+        in_flight: &InFlight,
+        leans_on: &mut HashSet<u64>,
+    ) -> Result<Sealed, PipelineError> {
         let mut failures = Vec::new();
         let mut jobs: Vec<(usize, Job)> = Vec::new();
         let mut seen = Seen::default();
@@ -274,15 +393,28 @@ impl Pipeline {
             }
         }
         let mut new_chunks: Vec<(Uuid, NewChunk)> = Vec::new();
-        let mut packs: Vec<(Arc<TenantContext>, Uuid, Vec<u8>)> = Vec::new();
+        let mut packs: Vec<(Arc<TenantContext>, Uuid, Bytes)> = Vec::new();
         for (tenant, ids) in by_tenant {
+            // Batches ahead first, then the index: a batch that commits in
+            // between is then seen in one or the other.
+            let ahead = in_flight.find(tenant, &ids);
             let known = existing_chunks(&self.db, tenant, &ids).await?;
-            let missing: Vec<KeyedHash> =
-                ids.into_iter().filter(|id| !known.contains(id)).collect();
+            let missing: Vec<KeyedHash> = ids
+                .into_iter()
+                .filter(|id| match ahead.get(id) {
+                    _ if known.contains(id) => false,
+                    Some(batch) => {
+                        leans_on.insert(*batch);
+                        false
+                    }
+                    None => true,
+                })
+                .collect();
             metrics::counter!("arkiv_worker_dedup_hits_total").increment(known.len() as u64);
             if missing.is_empty() {
                 continue;
             }
+            in_flight.claim(sequence, tenant, &missing);
             let ctx = contexts[&tenant].clone();
             let pack_id = Uuid::now_v7();
             let inputs: Vec<(KeyedHash, Bytes)> = missing
@@ -295,13 +427,29 @@ impl Pipeline {
                     .await
                     .map_err(|e| PipelineError::Interrupted(e.to_string()))?;
             new_chunks.extend(chunks.into_iter().map(|c| (tenant, c)));
-            packs.push((ctx, pack_id, body));
+            packs.push((ctx, pack_id, Bytes::from(body)));
         }
+        Ok(Sealed {
+            failures,
+            jobs,
+            new_chunks,
+            packs,
+        })
+    }
 
+    /// Store a sealed batch (step 4); returns the deliveries that failed on
+    /// their own.
+    async fn commit(&self, sealed: Sealed) -> Result<Vec<Failure>, PipelineError> {
+        let Sealed {
+            mut failures,
+            jobs,
+            new_chunks,
+            packs,
+        } = sealed;
         // The packs are wholly in S3 before any index row names them.
         let puts = packs.iter().map(|(ctx, pack_id, body)| {
             let key = pack_key(ctx.tenant, *pack_id);
-            let body = Bytes::from(body.clone());
+            let body = body.clone();
             async move { self.store.put(&ctx.region, &key, body).await }
         });
         for result in futures::future::join_all(puts).await {
@@ -432,9 +580,23 @@ impl Pipeline {
                     at,
                     run_id: origin.run_id,
                 })),
+                Job::Sweep {
+                    ctx,
+                    scope,
+                    keep_seen_by,
+                    at,
+                    origin,
+                } => Change::Sweep(Box::new(Sweep {
+                    container_hash: container_hash(&ctx, &origin),
+                    scope,
+                    keep_seen_by,
+                    at,
+                    run_id: origin.run_id,
+                })),
                 Job::Stage { .. } => unreachable!("staged above"),
             };
-            if !keys.insert(change.key().clone()) {
+            // A sweep judges what came before it, so it starts a round.
+            if matches!(change, Change::Sweep(_)) || !keys.insert(change.key().clone()) {
                 apply(&txn, std::mem::take(&mut round), &mut runs).await?;
                 keys.clear();
                 keys.insert(change.key().clone());
@@ -527,6 +689,18 @@ impl Pipeline {
                 item,
                 change_marker,
                 at: deleted_at,
+                origin,
+            },
+            WorkItem::Sweep {
+                scope,
+                keep_seen_by,
+                swept_at,
+                origin,
+            } => Job::Sweep {
+                ctx,
+                scope,
+                keep_seen_by,
+                at: swept_at,
                 origin,
             },
         })
@@ -675,6 +849,7 @@ async fn staged(
 enum Change {
     Upsert(Box<Upsert>),
     Deleted(Box<Deletion>),
+    Sweep(Box<Sweep>),
 }
 
 impl Change {
@@ -682,8 +857,19 @@ impl Change {
         match self {
             Change::Upsert(u) => &u.item,
             Change::Deleted(d) => &d.item,
+            Change::Sweep(s) => &s.scope,
         }
     }
+}
+
+/// Items gone from a container without a deletion of their own (see
+/// [`WorkItem::Sweep`]).
+struct Sweep {
+    scope: arkiv_queue::ItemKey,
+    keep_seen_by: Option<Uuid>,
+    at: DateTime<Utc>,
+    container_hash: Option<Vec<u8>>,
+    run_id: Option<Uuid>,
 }
 
 /// An item deleted at the source (or removed from the container named).
@@ -869,6 +1055,11 @@ async fn apply(
                 mark_deleted(txn, &d).await?;
                 runs.settled(d.run_id, &d.item, None);
             }
+            Change::Sweep(s) => {
+                let swept = sweep(txn, &s).await?;
+                tracing::info!(swept, "items gone from a container marked deleted at source");
+                runs.settled(s.run_id, &s.scope, None);
+            }
         }
     }
     if upserts.is_empty() {
@@ -884,17 +1075,19 @@ async fn apply(
                 u.item.workload.as_str().into(),
                 u.item.source_id.clone().into(),
                 u.container_hash.clone().into(),
+                u.run_id.into(),
             ]
         }),
-        &["uuid", "uuid", "uuid", "text", "text", "bytea"],
+        &["uuid", "uuid", "uuid", "text", "text", "bytea", "uuid"],
     );
     let items = ItemRow::find_by_statement(Statement::from_sql_and_values(
         DbBackend::Postgres,
         format!(
-            "INSERT INTO items (id, tenant_id, account_id, workload, source_id, container_hash)
+            "INSERT INTO items (id, tenant_id, account_id, workload, source_id, container_hash, last_seen_run)
              VALUES {rows}
              ON CONFLICT (account_id, workload, source_id) DO UPDATE SET updated_at = now(),
-                 container_hash = COALESCE(EXCLUDED.container_hash, items.container_hash)
+                 container_hash = COALESCE(EXCLUDED.container_hash, items.container_hash),
+                 last_seen_run = COALESCE(EXCLUDED.last_seen_run, items.last_seen_run)
              RETURNING id, account_id, workload, source_id, latest_version, deleted_at_source"
         ),
         values,
@@ -1084,4 +1277,30 @@ async fn mark_deleted(txn: &DatabaseTransaction, d: &Deletion) -> Result<(), DbE
     )
     .await?;
     Ok(())
+}
+
+/// Mark deleted at source the live items of a sweep's account and workload
+/// last seen in its container (any container when none is named) that the
+/// sweep's run did not see, and the latest version of each. Returns how
+/// many items.
+async fn sweep(txn: &DatabaseTransaction, s: &Sweep) -> Result<u64, DbErr> {
+    exec(
+        txn,
+        "WITH gone AS (
+             UPDATE items i SET deleted_at_source = $4, updated_at = now()
+              WHERE i.account_id = $1 AND i.workload = $2 AND i.deleted_at_source IS NULL
+                AND ($3::bytea IS NULL OR i.container_hash = $3)
+                AND ($5::uuid IS NULL OR i.last_seen_run IS DISTINCT FROM $5)
+          RETURNING i.id, i.latest_version)
+         UPDATE item_versions v SET deleted_at_source = COALESCE(v.deleted_at_source, $4)
+           FROM gone WHERE v.item_id = gone.id AND v.version = gone.latest_version",
+        vec![
+            s.scope.account_id.into(),
+            s.scope.workload.as_str().into(),
+            s.container_hash.clone().into(),
+            s.at.into(),
+            s.keep_seen_by.into(),
+        ],
+    )
+    .await
 }

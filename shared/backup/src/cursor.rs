@@ -21,6 +21,23 @@ pub async fn get(
     row.map(|r| r.try_get_by_index::<String>(0)).transpose()
 }
 
+/// The scopes of an account's workload that have a cursor.
+pub async fn scopes(
+    db: &DatabaseConnection,
+    account: Uuid,
+    workload: Workload,
+) -> Result<Vec<String>, DbErr> {
+    db.query_all(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "SELECT scope FROM cursors WHERE account_id = $1 AND workload = $2 ORDER BY scope",
+        [account.into(), workload.as_str().into()],
+    ))
+    .await?
+    .into_iter()
+    .map(|r| r.try_get_by_index::<String>(0))
+    .collect()
+}
+
 /// Store a cursor. Call only once every work item before it is confirmed.
 pub async fn set(
     db: &DatabaseConnection,

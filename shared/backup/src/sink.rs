@@ -92,6 +92,30 @@ impl PageSink {
         Ok(())
     }
 
+    /// Items last seen in `container` are gone, but for those this run saw
+    /// when `keep_seen` (see [`WorkItem::Sweep`]).
+    pub async fn sweep(
+        &mut self,
+        account: &ItemKey,
+        container: Option<String>,
+        keep_seen: bool,
+    ) -> Result<(), BackupError> {
+        let scope = ItemKey {
+            source_id: format!("sweep:{}", container.as_deref().unwrap_or("*")),
+            ..account.clone()
+        };
+        self.pending.push(scope.clone());
+        let work = WorkItem::Sweep {
+            scope,
+            keep_seen_by: keep_seen.then_some(self.record.run_id),
+            swept_at: Utc::now(),
+            origin: self.origin(container),
+        };
+        let pending = self.publisher.send(&self.region, &work).await?;
+        self.window.push(pending).await?;
+        Ok(())
+    }
+
     /// Wait for every confirm of the page; then its cursor may be stored.
     pub async fn commit(&mut self) -> Result<(), BackupError> {
         self.window.drain().await?;

@@ -113,6 +113,19 @@ pub enum WorkItem {
         #[serde(default)]
         origin: Origin,
     },
+    /// Items last seen in `origin.container` (or anywhere in the account's
+    /// workload, when no container is named) are gone at the source, except
+    /// those that run `keep_seen_by` saw. Sent when a container was deleted
+    /// (nothing kept) and after a container was listed again in full because
+    /// its cursor expired (what that listing saw is kept), since neither
+    /// case reports its deletions one by one. `scope.source_id` names the
+    /// sweep itself, so the run counts it like an item.
+    Sweep {
+        scope: ItemKey,
+        keep_seen_by: Option<Uuid>,
+        swept_at: DateTime<Utc>,
+        origin: Origin,
+    },
 }
 
 /// Why a payload could not be read. Each is permanent for that payload.
@@ -132,7 +145,9 @@ impl WorkItem {
     /// The tenant whose data this is.
     pub fn tenant_id(&self) -> Uuid {
         match self {
-            WorkItem::Upsert { item, .. } | WorkItem::Deleted { item, .. } => item.tenant_id,
+            WorkItem::Upsert { item, .. }
+            | WorkItem::Deleted { item, .. }
+            | WorkItem::Sweep { scope: item, .. } => item.tenant_id,
             WorkItem::Chunk { tenant_id, .. } => *tenant_id,
         }
     }

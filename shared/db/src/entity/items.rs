@@ -17,6 +17,8 @@ pub struct Model {
     pub updated_at: DateTimeUtc,
     /// Keyed hash of the container (mail folder) the item was last seen in.
     pub container_hash: Option<Vec<u8>>,
+    /// The last backup run that saw the item, changed or not.
+    pub last_seen_run: Option<Uuid>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
