@@ -606,7 +606,12 @@ async fn expired_tokens_throttling_and_server_errors_do_not_break_a_run() {
     // will ever report these one by one.
     let source = source(&stack, &user).await;
     let (gone_message, gone_file) = (
-        source.messages.iter().find(|m| **m != in_doomed).unwrap().clone(),
+        source
+            .messages
+            .iter()
+            .find(|m| **m != in_doomed)
+            .unwrap()
+            .clone(),
         source.files[0].clone(),
     );
     stack
@@ -642,7 +647,10 @@ async fn expired_tokens_throttling_and_server_errors_do_not_break_a_run() {
     let resync = stack.backup().await;
     assert_eq!(resync["status"], "succeeded", "{resync}");
     assert_eq!(resync["new_versions"], 0, "{resync}");
-    assert!(resync["items"].as_i64().unwrap() >= versions - 3, "{resync}");
+    assert!(
+        resync["items"].as_i64().unwrap() >= versions - 3,
+        "{resync}"
+    );
     assert_eq!(
         stack.count("SELECT count(*) FROM item_versions").await,
         versions
@@ -664,7 +672,9 @@ async fn expired_tokens_throttling_and_server_errors_do_not_break_a_run() {
     );
     assert_eq!(
         stack
-            .count(&format!("SELECT count(*) FROM cursors WHERE scope = '{doomed}'"))
+            .count(&format!(
+                "SELECT count(*) FROM cursors WHERE scope = '{doomed}'"
+            ))
             .await,
         0,
         "the gone folder's cursor is dropped once it is swept"

@@ -158,7 +158,11 @@ impl Connector {
 
     /// Publish the run's sweeps and wait for their confirms.
     async fn sweep(&self, record: &Arc<RunRecord>, walked: &Walked) -> Result<(), BackupError> {
-        let mut sink = PageSink::new(self.publisher.clone(), walked.region.clone(), record.clone());
+        let mut sink = PageSink::new(
+            self.publisher.clone(),
+            walked.region.clone(),
+            record.clone(),
+        );
         for s in &walked.sweeps {
             let account = ItemKey {
                 tenant_id: record.tenant_id,
@@ -168,7 +172,8 @@ impl Connector {
                 workload: s.workload,
                 source_id: String::new(),
             };
-            sink.sweep(&account, s.container.clone(), s.resynced).await?;
+            sink.sweep(&account, s.container.clone(), s.resynced)
+                .await?;
         }
         sink.commit().await
     }

@@ -232,15 +232,12 @@ impl RunScope {
         container: Option<String>,
         resynced: bool,
     ) {
-        self.sweeps
-            .lock()
-            .expect("sweeps lock")
-            .push(PendingSweep {
-                account: account.id,
-                workload,
-                container,
-                resynced,
-            });
+        self.sweeps.lock().expect("sweeps lock").push(PendingSweep {
+            account: account.id,
+            workload,
+            container,
+            resynced,
+        });
     }
 
     pub async fn calendar(&self, account: &Account) -> Result<(), WalkError> {

@@ -131,7 +131,10 @@ impl InFlight {
     /// The batch is committed, or failed: either way its chunks are no
     /// longer in flight.
     fn release(&self, batch: u64) {
-        self.0.lock().expect("in-flight lock").retain(|_, b| *b != batch);
+        self.0
+            .lock()
+            .expect("in-flight lock")
+            .retain(|_, b| *b != batch);
     }
 }
 
@@ -1057,7 +1060,10 @@ async fn apply(
             }
             Change::Sweep(s) => {
                 let swept = sweep(txn, &s).await?;
-                tracing::info!(swept, "items gone from a container marked deleted at source");
+                tracing::info!(
+                    swept,
+                    "items gone from a container marked deleted at source"
+                );
                 runs.settled(s.run_id, &s.scope, None);
             }
         }
