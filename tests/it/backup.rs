@@ -562,6 +562,7 @@ async fn microsoft_365_full_and_incremental_backups_hold_exactly_the_source() {
         stack.count("SELECT count(*) FROM item_versions").await,
         expected_items + 5
     );
+    arkiv_tests::seed::assert_refcounts_exact(&stack.api.db.conn).await;
 }
 
 /// Expired delta tokens resync without duplicates; a storm of 429s is
@@ -834,6 +835,7 @@ async fn killed_worker_and_connector_mid_run_leave_every_item_once() {
             .unwrap();
         assert_eq!(body.len() as i64, size, "pack {key} is whole");
     }
+    arkiv_tests::seed::assert_refcounts_exact(&stack.api.db.conn).await;
     worker.kill();
     connector.kill();
 }

@@ -370,6 +370,7 @@ async fn identical_content_is_stored_once_per_tenant_and_a_shared_block_once() {
         for_the_block < 1_300_000,
         "the shared block cost {for_the_block} bytes over ten items"
     );
+    arkiv_tests::seed::assert_refcounts_exact(f.conn()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -577,6 +578,7 @@ async fn a_worker_killed_again_and_again_stores_every_item_exactly_once() {
         let body = f.store.get(&t.region, &key).await.unwrap();
         assert_eq!(body.len() as i64, size, "pack {key} is whole");
     }
+    arkiv_tests::seed::assert_refcounts_exact(f.conn()).await;
 }
 
 /// A canary string in the metadata and content of stored items appears in

@@ -122,3 +122,19 @@ async fn first_column<T: arkiv_db::sea_orm::TryGetable>(
     row.try_get_by_index::<Option<T>>(0)
         .unwrap_or_else(|e| panic!("{sql}: {e}"))
 }
+
+/// The index's reference counts are exact: every chunk's `refcount` equals
+/// the number of version chunks naming it (garbage collection trusts them).
+pub async fn assert_refcounts_exact(db: &DatabaseConnection) {
+    let wrong = scalar(
+        db,
+        "SELECT count(*) FROM chunks c
+          WHERE c.refcount <> (SELECT count(*) FROM version_chunks v
+                                WHERE v.tenant_id = c.tenant_id AND v.chunk_id = c.id)",
+        vec![],
+    )
+    .await;
+    let chunks = scalar(db, "SELECT count(*) FROM chunks", vec![]).await;
+    assert!(chunks > 0, "the index holds chunks");
+    assert_eq!(wrong, 0, "chunks whose refcount is not their references");
+}

@@ -484,27 +484,20 @@ impl Pipeline {
             )
             .await?;
         }
-        insert_rows(
-            &txn,
-            "INSERT INTO chunks (tenant_id, id, pack_id, pack_offset, stored_size, plain_size) VALUES",
-            "ON CONFLICT (tenant_id, id) DO NOTHING",
-            new_chunks.iter().map(|(tenant, c)| {
-                vec![
-                    (*tenant).into(),
-                    c.id.to_vec().into(),
-                    c.pack.into(),
-                    (c.offset as i64).into(),
-                    (c.stored_size as i32).into(),
-                    (c.plain_size as i32).into(),
-                ]
-            }),
-        )
-        .await?;
+        // New chunks are written with the versions that reference them, so
+        // that each gets its reference count as it is inserted (see
+        // `write_chunks`); what no version of this batch references (a large
+        // upload's staged chunks, say) is written after the rounds.
+        let mut unwritten: HashMap<(Uuid, KeyedHash), NewChunk> = new_chunks
+            .into_iter()
+            .map(|(tenant, c)| ((tenant, c.id), c))
+            .collect();
 
         // Staged chunks of large uploads first: a commit later in this
         // batch may need them.
         let mut entries = Vec::new();
         let mut staged_rows = Vec::new();
+        let mut staged_chunks = Vec::new();
         for (index, job) in jobs {
             match job {
                 Job::Stage {
@@ -513,6 +506,9 @@ impl Pipeline {
                     first,
                     chunks,
                 } => staged_rows.extend(chunks.into_iter().enumerate().map(|(i, (id, size))| {
+                    if let Some(chunk) = unwritten.remove(&(ctx.tenant, id)) {
+                        staged_chunks.push((ctx.tenant, chunk, 0));
+                    }
                     vec![
                         ctx.tenant.into(),
                         upload_id.into(),
@@ -524,6 +520,9 @@ impl Pipeline {
                 other => entries.push((index, other)),
             }
         }
+        // upload_chunks names its chunks (a foreign key): they go first,
+        // counted when the upload's version is written.
+        write_chunks(&txn, staged_chunks).await?;
         insert_rows(
             &txn,
             "INSERT INTO upload_chunks (tenant_id, upload_id, seq, chunk_id, plain_size) VALUES",
@@ -600,13 +599,21 @@ impl Pipeline {
             };
             // A sweep judges what came before it, so it starts a round.
             if matches!(change, Change::Sweep(_)) || !keys.insert(change.key().clone()) {
-                apply(&txn, std::mem::take(&mut round), &mut runs).await?;
+                apply(&txn, std::mem::take(&mut round), &mut runs, &mut unwritten).await?;
                 keys.clear();
                 keys.insert(change.key().clone());
             }
             round.push((index, change));
         }
-        apply(&txn, round, &mut runs).await?;
+        apply(&txn, round, &mut runs, &mut unwritten).await?;
+        write_chunks(
+            &txn,
+            unwritten
+                .into_iter()
+                .map(|((tenant, _), c)| (tenant, c, 0))
+                .collect(),
+        )
+        .await?;
         runs.record(&txn).await?;
         txn.commit().await?;
         Ok(failures)
@@ -1049,6 +1056,7 @@ async fn apply(
     txn: &DatabaseTransaction,
     round: Vec<(usize, Change)>,
     runs: &mut RunTally,
+    unwritten: &mut HashMap<(Uuid, KeyedHash), NewChunk>,
 ) -> Result<(), DbErr> {
     let mut upserts = Vec::new();
     for (_, change) in round {
@@ -1189,6 +1197,17 @@ async fn apply(
     if versions.is_empty() {
         return Ok(());
     }
+    // The batch's own new chunks are inserted with their count; chunks
+    // stored before get theirs raised.
+    let mut fresh = Vec::new();
+    references.retain(|key, n| match unwritten.remove(key) {
+        Some(chunk) => {
+            fresh.push((key.0, chunk, *n));
+            false
+        }
+        None => true,
+    });
+    write_chunks(txn, fresh).await?;
     insert_rows(
         txn,
         "INSERT INTO item_versions (id, item_id, tenant_id, account_id, workload, version,
@@ -1233,6 +1252,34 @@ async fn apply(
     )
     .await?;
     Ok(())
+}
+
+/// Insert chunks sealed by this batch with their reference counts. One
+/// already there (another worker sealed the same content at the same time)
+/// keeps its place and has its count raised instead.
+async fn write_chunks(
+    txn: &DatabaseTransaction,
+    chunks: Vec<(Uuid, NewChunk, i32)>,
+) -> Result<(), DbErr> {
+    insert_rows(
+        txn,
+        "INSERT INTO chunks (tenant_id, id, pack_id, pack_offset, stored_size, plain_size, refcount) VALUES",
+        "ON CONFLICT (tenant_id, id) DO UPDATE SET refcount = chunks.refcount + EXCLUDED.refcount,
+             deletable_at = CASE WHEN chunks.refcount + EXCLUDED.refcount > 0 THEN NULL
+                                 ELSE chunks.deletable_at END",
+        chunks.into_iter().map(|(tenant, c, n)| {
+            vec![
+                tenant.into(),
+                c.id.to_vec().into(),
+                c.pack.into(),
+                (c.offset as i64).into(),
+                (c.stored_size as i32).into(),
+                (c.plain_size as i32).into(),
+                n.into(),
+            ]
+        }),
+    )
+    .await
 }
 
 /// The associated data of a version's sealed metadata.

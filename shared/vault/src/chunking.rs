@@ -13,6 +13,12 @@
 //! carries it, whatever its headers and boundary strings, and is stored
 //! once. Both anchors look only backwards, so a cut still depends only on
 //! the bytes since the previous one, which [`StreamChunker`] relies on.
+//!
+//! Content under [`ANCHORED_FROM`] is cut by FastCDC alone: a small message
+//! holds nothing worth sharing, and every chunk costs index rows, so its
+//! headers, text and HTML parts stay together in one or two chunks. The
+//! streaming chunker sees such content only whole (it cuts nothing before
+//! it holds twice [`MAX_SIZE`]), so both still agree.
 
 use fastcdc::v2020::FastCDC;
 
@@ -21,13 +27,21 @@ pub const AVG_SIZE: usize = 16 * 1024;
 pub const MAX_SIZE: usize = 128 * 1024;
 /// An anchor cuts only this far past the previous cut.
 pub const ANCHOR_MIN: usize = 64;
+/// Content shorter than this is cut without anchors. At most twice
+/// [`MAX_SIZE`], so that [`StreamChunker`] never cuts such content in part.
+pub const ANCHORED_FROM: usize = 64 * 1024;
+const _: () = assert!(ANCHORED_FROM <= 2 * MAX_SIZE);
 
 /// Cut `data` into chunks (an empty input has none).
 pub fn split(data: &[u8]) -> Vec<&[u8]> {
+    let anchored = data.len() >= ANCHORED_FROM;
     let mut chunks = Vec::new();
     let mut start = 0;
     while start < data.len() {
-        let end = next_anchor(data, start).unwrap_or(data.len());
+        let end = anchored
+            .then(|| next_anchor(data, start))
+            .flatten()
+            .unwrap_or(data.len());
         let part = &data[start..end];
         chunks.extend(
             FastCDC::new(part, MIN_SIZE as u32, AVG_SIZE as u32, MAX_SIZE as u32)
@@ -190,6 +204,19 @@ mod tests {
             let whole: Vec<Vec<u8>> = split(&b).into_iter().map(<[u8]>::to_vec).collect();
             assert_eq!(out, whole, "pieces of {piece}");
         }
+    }
+
+    #[test]
+    fn a_small_message_is_not_cut_at_its_part_edges() {
+        let small = mime("From: a@example.com\r\nSubject: short", "b1", &[b'x'; 3000]);
+        assert!(small.len() < MIN_SIZE * 2);
+        assert_eq!(split(&small), vec![small.as_slice()], "one chunk");
+        let large = mime(
+            "From: a@example.com\r\nSubject: long",
+            "b1",
+            &[b'x'; 70_000],
+        );
+        assert!(split(&large).len() > 3, "parts cut apart in a large one");
     }
 
     #[test]
