@@ -11,7 +11,7 @@ use arkiv_crypto::MasterKey;
 use arkiv_db::sea_orm::{ConnectionTrait, DbBackend, Statement};
 use arkiv_store::ObjectStore;
 use arkiv_tests::canary::{
-    assert_absent_from_store, contains, grep_dir, pg_dump, rabbitmq_data_dir,
+    assert_absent_from_database, assert_absent_from_rabbitmq, assert_absent_from_store, contains,
 };
 use arkiv_tests::seed::scalar;
 use arkiv_tests::TestConfig;
@@ -934,16 +934,7 @@ async fn canaries_stay_sealed_and_a_shared_attachment_is_stored_once() {
         format!("file body {canary}").into_bytes()
     );
 
-    let control = format!("CONTROL{}", Uuid::new_v4().simple());
     let broker = arkiv_queue::Broker::connect(stack.api.config.settings().rabbitmq().unwrap())
-        .await
-        .unwrap();
-    let scratch = broker.declare_quorum_queue("canary-control").await.unwrap();
-    broker
-        .publisher()
-        .await
-        .unwrap()
-        .publish("", &scratch, control.as_bytes(), Default::default())
         .await
         .unwrap();
     worker.kill();
@@ -951,21 +942,98 @@ async fn canaries_stay_sealed_and_a_shared_attachment_is_stored_once() {
 
     let objects = assert_absent_from_store(&stack.store, &canary).await;
     assert!(objects > 0, "the packs were listed");
-    let dump = pg_dump(&stack.api.db.url);
-    assert!(
-        contains(&dump, stack.org.tenant.as_bytes()),
-        "the dump has the tenant"
-    );
-    assert!(!contains(&dump, canary.as_bytes()), "PostgreSQL dump");
-    let data = rabbitmq_data_dir();
-    assert!(
-        grep_dir(&data, &control),
-        "the control is found in {}",
-        data.display()
-    );
-    assert!(!grep_dir(&data, &canary), "RabbitMQ data");
-    broker.delete_queue(&scratch).await.unwrap();
+    assert_absent_from_database(&stack.api.db.url, &stack.org.tenant, &canary);
+    assert_absent_from_rabbitmq(&broker, &canary).await;
     let logs = std::fs::read(&log.path).unwrap();
     assert!(contains(&logs, b"run finished"), "the services logged");
     assert!(!contains(&logs, canary.as_bytes()), "service logs");
+}
+
+/// The scheduler starts a due connection's run once, however many
+/// instances run side by side, and sets the next one `schedule_minutes`
+/// on; a connection overdue after downtime is given a moment within the
+/// catch-up window instead of starting at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scheduler_starts_due_runs_once_and_spreads_overdue_ones() {
+    let mut stack = Stack::start(SimConfig::tiny(), |c| {
+        c.set("scheduler.tick_secs", 1);
+        c.set("scheduler.catch_up_window_secs", 3600);
+    })
+    .await;
+    stack.run_services().await;
+    let connection = "(SELECT id FROM connections WHERE provider = 'm365')";
+    let db = &stack.api.db.conn;
+    let exec = |sql: String| async move {
+        db.execute_unprepared(&sql).await.unwrap();
+    };
+    // Not due yet: nothing happens.
+    exec(format!(
+        "UPDATE connections SET next_run_at = now() + interval '1 hour' WHERE id = {connection}"
+    ))
+    .await;
+    for _ in 0..2 {
+        let settings = stack.api.config.settings();
+        let scheduler = arkiv_scheduler::Application::build(&settings)
+            .await
+            .unwrap();
+        let (tx, rx) = oneshot::channel::<()>();
+        tokio::spawn(scheduler.run_until_stopped(async move {
+            let _ = rx.await;
+        }));
+        stack.stops.push(tx);
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let scheduled = "SELECT count(*) FROM runs WHERE trigger = 'schedule'";
+    assert_eq!(stack.count(scheduled).await, 0, "nothing was due");
+
+    // Due now: one run, by one of the two instances, and the next in 4 h.
+    exec(format!(
+        "UPDATE connections SET next_run_at = now() WHERE id = {connection}"
+    ))
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(240);
+    let run_id = loop {
+        let id = arkiv_tests::seed::text(
+            db,
+            "SELECT max(id::text) FROM runs WHERE trigger = 'schedule'",
+            vec![],
+        )
+        .await;
+        if !id.is_empty() {
+            break id;
+        }
+        assert!(Instant::now() < deadline, "no scheduled run started");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let run = stack.await_run(&run_id, Duration::from_secs(240)).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert!(run["new_versions"].as_i64().unwrap() > 20, "{run}");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(stack.count(scheduled).await, 1, "started once");
+    let minutes_ahead = format!(
+        "SELECT (extract(epoch FROM next_run_at - now()) / 60)::bigint FROM connections WHERE id = {connection}"
+    );
+    let ahead = stack.count(&minutes_ahead).await;
+    assert!((235..=240).contains(&ahead), "next run in {ahead} minutes");
+
+    // Overdue by a day (the scheduler was down): not started at once, but
+    // given a moment within the hour.
+    exec(format!(
+        "UPDATE connections SET next_run_at = now() - interval '1 day' WHERE id = {connection}"
+    ))
+    .await;
+    let seconds_ahead = format!(
+        "SELECT extract(epoch FROM next_run_at - now())::bigint FROM connections WHERE id = {connection}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while stack.count(&seconds_ahead).await < -3600 {
+        assert!(
+            Instant::now() < deadline,
+            "the overdue connection was not seen"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let ahead = stack.count(&seconds_ahead).await;
+    assert!((-2..=3600).contains(&ahead), "caught up in {ahead} s");
+    assert_eq!(stack.count(scheduled).await, 1, "not started at once");
 }

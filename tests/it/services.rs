@@ -167,7 +167,11 @@ async fn the_simulator_starts_and_exits_0_on_sigterm() {
         .await
         .unwrap();
     assert_eq!(manifest["dataset"], "tiny");
-    assert!(sim.stop().success());
+    let status = sim.stop();
+    assert!(
+        status.success(),
+        "arkiv-sim exited with {status} on SIGTERM"
+    );
 }
 
 #[tokio::test]

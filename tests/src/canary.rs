@@ -62,3 +62,43 @@ pub async fn assert_absent_from_store(store: &arkiv_store::ObjectStore, needle: 
     }
     objects
 }
+
+/// Assert that nothing under RabbitMQ's data directory holds `needle`,
+/// once the search is shown to see message bodies: a control message,
+/// published unsealed on purpose to a scratch queue, is found there.
+pub async fn assert_absent_from_rabbitmq(broker: &arkiv_queue::Broker, needle: &str) {
+    let control = format!("CONTROL{}", uuid::Uuid::new_v4().simple());
+    let scratch = broker
+        .declare_quorum_queue("canary-control")
+        .await
+        .expect("declare the scratch queue");
+    broker
+        .publisher()
+        .await
+        .expect("a publisher")
+        .publish("", &scratch, control.as_bytes(), Default::default())
+        .await
+        .expect("the control is confirmed");
+    let data = rabbitmq_data_dir();
+    assert!(
+        grep_dir(&data, &control),
+        "the control message is found in {}: the search sees message bodies",
+        data.display()
+    );
+    assert!(!grep_dir(&data, needle), "RabbitMQ data");
+    broker
+        .delete_queue(&scratch)
+        .await
+        .expect("delete the scratch queue");
+}
+
+/// Assert that a data-only dump of the database at `url` holds `control`
+/// (some value its rows must contain) and not `needle`.
+pub fn assert_absent_from_database(url: &str, control: &str, needle: &str) {
+    let dump = pg_dump(url);
+    assert!(
+        contains(&dump, control.as_bytes()),
+        "the dump holds {control}"
+    );
+    assert!(!contains(&dump, needle.as_bytes()), "PostgreSQL dump");
+}

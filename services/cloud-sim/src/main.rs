@@ -73,6 +73,8 @@ async fn main() -> ExitCode {
             args.file_bytes,
         ),
     };
+    // Handlers first: once the server answers, a SIGTERM must find them.
+    let stop = stop_signal();
     let sim = match arkiv_cloud_sim::start(
         args.listen,
         SimConfig {
@@ -89,17 +91,20 @@ async fn main() -> ExitCode {
         }
     };
     tracing::info!(base_url = %sim.base_url(), "arkiv-sim serving");
-    wait_for_signal().await;
+    stop.await;
     sim.stop().await;
     ExitCode::SUCCESS
 }
 
-async fn wait_for_signal() {
+/// SIGTERM or SIGINT, with the handlers installed now (not at first poll).
+fn stop_signal() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
     let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
-    tokio::select! {
-        _ = term.recv() => {},
-        _ = int.recv() => {},
+    async move {
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = int.recv() => {},
+        }
     }
 }

@@ -345,14 +345,31 @@ pub struct SchedulerSettings {
     /// Address of the scheduler's `/healthz` and `/metrics`.
     #[serde(default = "default_scheduler_listen")]
     pub listen: SocketAddr,
+    /// How often due connections are looked for, seconds.
+    #[serde(default = "default_tick_secs")]
+    pub tick_secs: u64,
+    /// After downtime, overdue connections start at random moments within
+    /// this many seconds instead of all at once.
+    #[serde(default = "default_catch_up_window_secs")]
+    pub catch_up_window_secs: u64,
 }
 
 impl Default for SchedulerSettings {
     fn default() -> Self {
         Self {
             listen: default_scheduler_listen(),
+            tick_secs: default_tick_secs(),
+            catch_up_window_secs: default_catch_up_window_secs(),
         }
     }
+}
+
+fn default_tick_secs() -> u64 {
+    30
+}
+
+fn default_catch_up_window_secs() -> u64 {
+    600
 }
 
 fn default_scheduler_listen() -> SocketAddr {

@@ -81,7 +81,13 @@ where
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(settings, shutdown_signal())) {
+    // The handlers are installed before the service starts serving, so a
+    // SIGTERM sent as soon as it answers still stops it cleanly.
+    let shutdown = {
+        let _entered = runtime.enter();
+        shutdown_signal()
+    };
+    match runtime.block_on(run(settings, shutdown)) {
         Ok(()) => {
             tracing::info!(service, "stopped");
             ExitCode::SUCCESS
@@ -98,10 +104,10 @@ where
 pub type ShutdownSignal = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
 
 fn shutdown_signal() -> ShutdownSignal {
-    Box::pin(async {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-        let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    Box::pin(async move {
         tokio::select! {
             _ = term.recv() => tracing::info!("SIGTERM received, stopping"),
             _ = int.recv() => tracing::info!("SIGINT received, stopping"),
