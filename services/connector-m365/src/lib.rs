@@ -166,19 +166,12 @@ async fn consume(
                 Ok(()) => {
                     let _ = delivery.acker.ack(BasicAckOptions::default()).await;
                 }
-                Err(RunError::Stopped) => {
-                    // Left for the next instance (or this one, restarted).
-                    let _ = delivery
-                        .acker
-                        .nack(BasicNackOptions {
-                            requeue: true,
-                            ..BasicNackOptions::default()
-                        })
-                        .await;
-                }
                 Err(e) => {
-                    tracing::error!(run = %request.run_id, error = %e, "run could not be carried out; retrying later");
-                    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+                    if !matches!(e, RunError::Stopped) {
+                        tracing::error!(run = %request.run_id, error = %e, "run could not be carried out; retrying later");
+                        tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+                    }
+                    // Left for the next instance (or this one, restarted).
                     let _ = delivery
                         .acker
                         .nack(BasicNackOptions {

@@ -65,12 +65,17 @@ pub async fn publish_item(
         return Ok(size);
     }
 
-    let tenant_id = item.tenant_id;
-    let upload_id = Uuid::now_v7();
+    let mut upload = ChunkMessages {
+        publisher,
+        window,
+        region,
+        tenant_id: item.tenant_id,
+        upload_id: Uuid::now_v7(),
+        sent: 0,
+        pending: Vec::new(),
+        pending_bytes: 0,
+    };
     let mut chunker = StreamChunker::new();
-    let mut pending: Vec<ByteBuf> = Vec::new();
-    let mut pending_bytes = 0usize;
-    let mut sent = 0u32;
     let mut size = 0u64;
     let mut buffer = vec![0u8; 256 * 1024];
     let mut next = head;
@@ -83,21 +88,7 @@ pub async fn publish_item(
             chunker.push(&next)
         };
         for chunk in chunks {
-            pending_bytes += chunk.len();
-            pending.push(ByteBuf::from(chunk));
-            if pending_bytes >= MESSAGE_TARGET {
-                sent += flush(
-                    publisher,
-                    window,
-                    region,
-                    tenant_id,
-                    upload_id,
-                    sent,
-                    &mut pending,
-                )
-                .await?;
-                pending_bytes = 0;
-            }
+            upload.add(chunk).await?;
         }
         if finished {
             break;
@@ -105,23 +96,14 @@ pub async fn publish_item(
         let n = content.read(&mut buffer).await.map_err(io)?;
         next = buffer[..n].to_vec();
     }
-    sent += flush(
-        publisher,
-        window,
-        region,
-        tenant_id,
-        upload_id,
-        sent,
-        &mut pending,
-    )
-    .await?;
+    upload.flush().await?;
     let work = WorkItem::Upsert {
         item,
         change_marker,
         metadata,
         content: Content::Chunked {
-            upload_id,
-            chunks: sent,
+            upload_id: upload.upload_id,
+            chunks: upload.sent,
             size,
         },
         origin,
@@ -130,28 +112,49 @@ pub async fn publish_item(
     Ok(size)
 }
 
-async fn flush(
-    publisher: &WorkPublisher,
-    window: &mut ConfirmWindow,
-    region: &Region,
+/// An upload's chunks, gathered into `Chunk` messages of about
+/// [`MESSAGE_TARGET`] bytes and numbered in order.
+struct ChunkMessages<'a> {
+    publisher: &'a WorkPublisher,
+    window: &'a mut ConfirmWindow,
+    region: &'a Region,
     tenant_id: Uuid,
     upload_id: Uuid,
-    first: u32,
-    pending: &mut Vec<ByteBuf>,
-) -> Result<u32, VaultError> {
-    if pending.is_empty() {
-        return Ok(0);
+    /// Chunks published so far.
+    sent: u32,
+    pending: Vec<ByteBuf>,
+    pending_bytes: usize,
+}
+
+impl ChunkMessages<'_> {
+    async fn add(&mut self, chunk: Vec<u8>) -> Result<(), VaultError> {
+        self.pending_bytes += chunk.len();
+        self.pending.push(ByteBuf::from(chunk));
+        if self.pending_bytes >= MESSAGE_TARGET {
+            self.flush().await?;
+        }
+        Ok(())
     }
-    let pieces = std::mem::take(pending);
-    let count = pieces.len() as u32;
-    let work = WorkItem::Chunk {
-        tenant_id,
-        upload_id,
-        first,
-        pieces,
-    };
-    window.push(publisher.send(region, &work).await?).await?;
-    Ok(count)
+
+    async fn flush(&mut self) -> Result<(), VaultError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let pieces = std::mem::take(&mut self.pending);
+        let count = pieces.len() as u32;
+        let work = WorkItem::Chunk {
+            tenant_id: self.tenant_id,
+            upload_id: self.upload_id,
+            first: self.sent,
+            pieces,
+        };
+        self.window
+            .push(self.publisher.send(self.region, &work).await?)
+            .await?;
+        self.sent += count;
+        self.pending_bytes = 0;
+        Ok(())
+    }
 }
 
 fn io(e: std::io::Error) -> VaultError {
