@@ -90,12 +90,17 @@ write_garage_config() {
     mkdir -p "$GARAGE_DIR/meta" "$GARAGE_DIR/data"
     [ -s "$GARAGE_DIR/rpc_secret" ] || (umask 077; random_hex 32 > "$GARAGE_DIR/rpc_secret")
     [ -s "$GARAGE_DIR/admin_token" ] || (umask 077; random_hex 32 > "$GARAGE_DIR/admin_token")
+    local previous
+    previous=$(cat "$GARAGE_CONFIG" 2>/dev/null || true)
     (umask 077; cat > "$GARAGE_CONFIG" <<TOML
 # Written by deploy/local/setup.sh: a single-node Garage on loopback.
 metadata_dir = "$GARAGE_DIR/meta"
 data_dir = "$GARAGE_DIR/data"
 db_engine = "sqlite"
 replication_factor = 1
+# Arkiv stores only sealed (AES-256-GCM) bodies: they do not compress, and
+# trying cost Garage more CPU than anything else it does for us.
+compression_level = "none"
 rpc_bind_addr = "127.0.0.1:$GARAGE_RPC_PORT"
 rpc_public_addr = "127.0.0.1:$GARAGE_RPC_PORT"
 rpc_secret = "$(cat "$GARAGE_DIR/rpc_secret")"
@@ -110,6 +115,11 @@ api_bind_addr = "127.0.0.1:$GARAGE_ADMIN_PORT"
 admin_token = "$(cat "$GARAGE_DIR/admin_token")"
 TOML
     )
+    if [ -n "$previous" ] && [ "$previous" != "$(cat "$GARAGE_CONFIG")" ] && garage_running; then
+        say "Garage's configuration changed: restarting it"
+        kill "$(cat "$GARAGE_DIR/garage.pid")"
+        wait_for "Garage to stop" 30 bash -c "! kill -0 $(cat "$GARAGE_DIR/garage.pid")"
+    fi
 }
 
 garage_running() {

@@ -12,6 +12,8 @@ use sea_orm_migration::prelude::*;
 mod m20261122_000001_initial;
 mod m20261123_000002_upload_chunks;
 mod m20261123_000003_backup_runs;
+mod m20261123_000004_lean_index;
+mod m20261201_000005_search_and_restore;
 
 #[derive(Debug)]
 pub struct Migrator;
@@ -23,6 +25,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000001_initial::Migration),
             Box::new(m20261123_000002_upload_chunks::Migration),
             Box::new(m20261123_000003_backup_runs::Migration),
+            Box::new(m20261123_000004_lean_index::Migration),
+            Box::new(m20261201_000005_search_and_restore::Migration),
         ]
     }
 }

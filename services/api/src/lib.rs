@@ -15,6 +15,7 @@ mod error;
 pub mod routes;
 mod scope;
 mod state;
+mod tenant_data;
 mod validate;
 
 use std::future::Future;
@@ -41,7 +42,7 @@ impl Application {
     pub async fn build(settings: &Settings) -> Result<Self, StartError> {
         let deps = Deps::connect(settings, Needs::ALL).await?;
         let runs = crate::state::RunQueue::new(deps.broker().clone()).await?;
-        let state = AppState::new(settings, deps.db().clone(), runs)?;
+        let state = AppState::new(settings, deps.db().clone(), deps.store().clone(), runs)?;
         let listener = arkiv_runtime::bind(settings.api.listen, "api.listen").await?;
         let (api, openapi) = routes::router();
         let openapi = std::sync::Arc::new(openapi);

@@ -10,6 +10,9 @@ use arkiv_provider::google::ServiceAccount;
 use arkiv_provider::m365::{AppCredentials, Endpoints};
 use arkiv_queue::{Broker, Publisher};
 use arkiv_runtime::{Settings, StartError};
+use arkiv_store::ObjectStore;
+use arkiv_vault::keyring::KeyRing;
+use arkiv_vault::reader::Reader;
 use url::Url;
 
 #[derive(Clone, Debug)]
@@ -34,6 +37,11 @@ pub struct Inner {
     pub http: reqwest::Client,
     /// Where run requests go.
     pub runs: RunQueue,
+    /// Tenants' keys, for search and export (which open sealed metadata
+    /// and content inside the tenant's scope).
+    pub keys: Arc<KeyRing>,
+    /// Streams versions' content back, verified.
+    pub reader: Reader,
 }
 
 /// Publishes run requests to the providers' run queues (confirmed).
@@ -70,9 +78,16 @@ impl AppState {
     pub fn new(
         settings: &Settings,
         db: DatabaseConnection,
+        store: ObjectStore,
         runs: RunQueue,
     ) -> Result<Self, StartError> {
         let master = MasterKey::from_secret(&settings.keys()?.master_key()?);
+        let keys = Arc::new(KeyRing::new(
+            db.clone(),
+            MasterKey::from_secret(&settings.keys()?.master_key()?),
+            std::time::Duration::from_secs(60),
+        ));
+        let reader = Reader::new(db.clone(), store, keys.clone());
         let m365_app = match (&settings.m365.client_id, &settings.m365.client_secret) {
             (Some(id), Some(secret)) => Some(AppCredentials {
                 client_id: id.clone(),
@@ -117,6 +132,8 @@ impl AppState {
             google_sa,
             http: arkiv_provider::http_client(),
             runs,
+            keys,
+            reader,
         })))
     }
 

@@ -15,9 +15,9 @@
 //!    the last attempt, each with its reason; then every delivery of the
 //!    batch is acked.
 //!
-//! Steps 1-3 (opening and sealing, mostly CPU) of one batch overlap with
-//! step 4 and 5 (S3 and PostgreSQL, mostly waiting) of the batch before it:
-//! a preparing stage hands sealed batches to a committing stage, which
+//! Steps 1-3 (opening, sealing and uploading: CPU and S3) of one batch
+//! overlap with steps 4 and 5 (PostgreSQL and RabbitMQ) of the batch before
+//! it: a preparing stage hands sealed batches to a committing stage, which
 //! settles them one at a time, in delivery order. Chunks sealed by a batch
 //! still being committed count as known to the batch behind it, so the two
 //! never store the same chunk twice; should the batch ahead fail, the one
@@ -38,6 +38,7 @@ use arkiv_queue::topology::{self, RegionQueues};
 use arkiv_queue::{Broker, Consumer, Content, Delivery, Publisher, WorkItem};
 use arkiv_store::ObjectStore;
 use arkiv_vault::keyring::{KeyRing, TenantContext};
+use arkiv_vault::metadata::BlindIndex;
 use arkiv_vault::{chunking, pack_key, sealed, VaultError};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
@@ -102,7 +103,7 @@ struct Prepared {
     sealed: Result<Sealed, PipelineError>,
 }
 
-/// What a batch will write: its packs (already sealed), their chunks, and
+/// What a batch will write: its packs (already in S3), their chunks, and
 /// the decoded jobs for the index.
 struct Sealed {
     failures: Vec<Failure>,
@@ -424,14 +425,25 @@ impl Pipeline {
                 .iter()
                 .map(|id| (*id, seen.plain[&(tenant, *id)].clone()))
                 .collect();
-            let sealing_ctx = ctx.clone();
-            let (body, chunks) =
-                tokio::task::spawn_blocking(move || seal_pack(&sealing_ctx, pack_id, inputs))
-                    .await
-                    .map_err(|e| PipelineError::Interrupted(e.to_string()))?;
+            let (body, chunks) = seal_pack(&ctx, pack_id, inputs).await?;
             new_chunks.extend(chunks.into_iter().map(|c| (tenant, c)));
             packs.push((ctx, pack_id, Bytes::from(body)));
         }
+        // The packs are wholly in S3 before any index row names them. They
+        // are put here, not by the committing stage, so that the batch
+        // ahead's transaction and this batch's uploads overlap.
+        let puts = packs.iter().map(|(ctx, pack_id, body)| {
+            let key = pack_key(ctx.tenant, *pack_id);
+            let body = body.clone();
+            async move { self.store.put(&ctx.region, &key, body).await }
+        });
+        for result in futures::future::join_all(puts).await {
+            result?;
+        }
+        metrics::counter!("arkiv_worker_packs_written_total").increment(packs.len() as u64);
+        metrics::counter!("arkiv_worker_chunks_written_total").increment(new_chunks.len() as u64);
+        metrics::counter!("arkiv_worker_bytes_stored_total")
+            .increment(packs.iter().map(|(_, _, b)| b.len() as u64).sum());
         Ok(Sealed {
             failures,
             jobs,
@@ -449,20 +461,6 @@ impl Pipeline {
             new_chunks,
             packs,
         } = sealed;
-        // The packs are wholly in S3 before any index row names them.
-        let puts = packs.iter().map(|(ctx, pack_id, body)| {
-            let key = pack_key(ctx.tenant, *pack_id);
-            let body = body.clone();
-            async move { self.store.put(&ctx.region, &key, body).await }
-        });
-        for result in futures::future::join_all(puts).await {
-            result?;
-        }
-        metrics::counter!("arkiv_worker_packs_written_total").increment(packs.len() as u64);
-        metrics::counter!("arkiv_worker_chunks_written_total").increment(new_chunks.len() as u64);
-        metrics::counter!("arkiv_worker_bytes_stored_total")
-            .increment(packs.iter().map(|(_, _, b)| b.len() as u64).sum());
-
         let txn = self.db.begin().await?;
         for (ctx, pack_id, body) in &packs {
             let count = new_chunks
@@ -717,26 +715,54 @@ impl Pipeline {
     }
 }
 
-/// Seal chunks back to back into one pack body.
-fn seal_pack(
-    ctx: &TenantContext,
+/// Seal chunks back to back into one pack body. Compressing and sealing
+/// is most of a batch's CPU: the chunks are sealed in as many runs, side by
+/// side, as there are cores, each on a blocking thread.
+async fn seal_pack(
+    ctx: &Arc<TenantContext>,
     pack: Uuid,
     inputs: Vec<(KeyedHash, Bytes)>,
-) -> (Vec<u8>, Vec<NewChunk>) {
-    let mut body = Vec::new();
-    let mut chunks = Vec::with_capacity(inputs.len());
-    for (id, plaintext) in inputs {
-        let stored = sealed::seal_chunk(&ctx.keys, ctx.tenant, &id, &plaintext);
-        chunks.push(NewChunk {
-            id,
-            pack,
-            offset: body.len(),
-            stored_size: stored.len(),
-            plain_size: plaintext.len(),
-        });
-        body.extend_from_slice(&stored);
+) -> Result<(Vec<u8>, Vec<NewChunk>), PipelineError> {
+    let lanes = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let total: usize = inputs.iter().map(|(_, p)| p.len()).sum();
+    // Runs of about equal plaintext, in order.
+    let mut runs: Vec<Vec<(KeyedHash, Bytes)>> = vec![Vec::new()];
+    let mut in_run = 0;
+    for input in inputs {
+        if in_run * lanes >= total && runs.len() < lanes {
+            runs.push(Vec::new());
+            in_run = 0;
+        }
+        in_run += input.1.len();
+        runs.last_mut().expect("a run").push(input);
     }
-    (body, chunks)
+    let sealing = runs.into_iter().map(|run| {
+        let ctx = ctx.clone();
+        tokio::task::spawn_blocking(move || {
+            run.into_iter()
+                .map(|(id, plaintext)| {
+                    let stored = sealed::seal_chunk(&ctx.keys, ctx.tenant, &id, &plaintext);
+                    (id, plaintext.len(), stored)
+                })
+                .collect::<Vec<_>>()
+        })
+    });
+    let mut body = Vec::with_capacity(total);
+    let mut chunks = Vec::new();
+    for run in futures::future::join_all(sealing).await {
+        let run = run.map_err(|e| PipelineError::Interrupted(e.to_string()))?;
+        for (id, plain_size, stored) in run {
+            chunks.push(NewChunk {
+                id,
+                pack,
+                offset: body.len(),
+                stored_size: stored.len(),
+                plain_size,
+            });
+            body.extend_from_slice(&stored);
+        }
+    }
+    Ok((body, chunks))
 }
 
 #[derive(Debug, FromQueryResult)]
@@ -750,13 +776,18 @@ async fn existing_chunks(
     ids: &[KeyedHash],
 ) -> Result<HashSet<KeyedHash>, DbErr> {
     // One array parameter, cheaper to bind and plan than a long IN list,
-    // joined rather than `id = ANY($2)`: a cached generic plan would scan
-    // the tenant's chunks and test each against the whole array.
+    // and one primary-key probe per id whatever the statistics say. Both
+    // `id = ANY($2)` and a plain join let the planner scan all the tenant's
+    // chunks instead (seen while a tenant's first backup grows the table
+    // faster than it is analysed, and in the generic plan a pooled
+    // connection keeps); the subquery that cannot be pulled up (OFFSET 0)
+    // leaves it only the probe.
     let ids: Vec<Vec<u8>> = ids.iter().map(|id| id.to_vec()).collect();
     let rows = ChunkIdRow::find_by_statement(Statement::from_sql_and_values(
         DbBackend::Postgres,
         "SELECT c.id FROM unnest($2::bytea[]) AS wanted (id)
-           JOIN chunks c ON c.tenant_id = $1 AND c.id = wanted.id",
+           CROSS JOIN LATERAL (SELECT id FROM chunks
+                                WHERE tenant_id = $1 AND id = wanted.id OFFSET 0) c",
         [tenant.into(), ids.into()],
     ))
     .all(db)
@@ -985,6 +1016,7 @@ struct Upsert {
     content_id: Vec<u8>,
     metadata_plain: Vec<u8>,
     metadata_hash: Vec<u8>,
+    index: BlindIndex,
     container_hash: Option<Vec<u8>>,
     run_id: Option<Uuid>,
 }
@@ -1004,7 +1036,8 @@ impl Upsert {
             hasher.update(id);
         }
         let content_id = hasher.finalize().as_bytes().to_vec();
-        let metadata_plain = rmp_serde::to_vec_named(metadata).expect("metadata encodes");
+        let metadata_plain = arkiv_vault::metadata::encode(metadata);
+        let index = BlindIndex::of(&ctx.search, metadata);
         let mut hasher = ctx.keys.dedup.hasher();
         hasher.update(b"arkiv metadata ");
         hasher.update(&metadata_plain);
@@ -1023,6 +1056,7 @@ impl Upsert {
             content_id,
             metadata_plain,
             metadata_hash,
+            index,
         }
     }
 }
@@ -1035,6 +1069,7 @@ struct ItemRow {
     source_id: String,
     latest_version: i32,
     deleted_at_source: Option<DateTime<Utc>>,
+    inserted: bool,
 }
 
 #[derive(Debug, FromQueryResult)]
@@ -1089,15 +1124,20 @@ async fn apply(
         }),
         &["uuid", "uuid", "uuid", "text", "text", "bytea", "uuid"],
     );
+    // A new item is inserted with its first version's number; an existing
+    // one gets its next below, once it is known to change. (xmax = 0 only on
+    // a row this statement inserted.)
     let items = ItemRow::find_by_statement(Statement::from_sql_and_values(
         DbBackend::Postgres,
         format!(
-            "INSERT INTO items (id, tenant_id, account_id, workload, source_id, container_hash, last_seen_run)
-             VALUES {rows}
+            "INSERT INTO items (id, tenant_id, account_id, workload, source_id, container_hash,
+                 last_seen_run, latest_version)
+             SELECT *, 1 FROM (VALUES {rows}) AS v
              ON CONFLICT (account_id, workload, source_id) DO UPDATE SET updated_at = now(),
                  container_hash = COALESCE(EXCLUDED.container_hash, items.container_hash),
                  last_seen_run = COALESCE(EXCLUDED.last_seen_run, items.last_seen_run)
-             RETURNING id, account_id, workload, source_id, latest_version, deleted_at_source"
+             RETURNING id, account_id, workload, source_id, latest_version, deleted_at_source,
+                 xmax = 0 AS inserted"
         ),
         values,
     ))
@@ -1110,7 +1150,7 @@ async fn apply(
 
     let live: Vec<Uuid> = items
         .values()
-        .filter(|r| r.latest_version > 0 && r.deleted_at_source.is_none())
+        .filter(|r| !r.inserted && r.latest_version > 0 && r.deleted_at_source.is_none())
         .map(|r| r.id)
         .collect();
     let latest: HashMap<Uuid, LatestRow> = if live.is_empty() {
@@ -1155,14 +1195,16 @@ async fn apply(
             continue;
         }
         runs.settled(u.run_id, &u.item, Some(u.size));
-        let version = row.latest_version + 1;
+        let version = if row.inserted {
+            row.latest_version
+        } else {
+            bumps.push(vec![row.id.into(), (row.latest_version + 1).into()]);
+            row.latest_version + 1
+        };
         let version_id = Uuid::now_v7();
         let tenant = u.ctx.tenant;
-        let sealed_metadata = u
-            .ctx
-            .keys
-            .data
-            .seal(&u.metadata_plain, &metadata_aad(tenant, version_id));
+        let sealed_metadata =
+            arkiv_vault::metadata::seal(&u.ctx.keys.data, tenant, version_id, &u.metadata_plain);
         versions.push(vec![
             version_id.into(),
             row.id.into(),
@@ -1177,6 +1219,8 @@ async fn apply(
             u.content_id.clone().into(),
             u.metadata_hash.clone().into(),
             sealed_metadata.into(),
+            u.index.terms.clone().into(),
+            u.index.from_hash.clone().into(),
         ]);
         for (seq, (id, _)) in u.chunks.iter().enumerate() {
             version_chunks.push(vec![
@@ -1187,7 +1231,6 @@ async fn apply(
             ]);
             *references.entry((tenant, *id)).or_default() += 1;
         }
-        bumps.push(vec![row.id.into(), version.into()]);
     }
     if versions.is_empty() {
         return Ok(());
@@ -1206,7 +1249,8 @@ async fn apply(
     insert_rows(
         txn,
         "INSERT INTO item_versions (id, item_id, tenant_id, account_id, workload, version,
-             captured_at, item_date, change_marker, size, content_id, metadata_hash, metadata_sealed) VALUES",
+             captured_at, item_date, change_marker, size, content_id, metadata_hash, metadata_sealed,
+             terms, from_hash) VALUES",
         "",
         versions.into_iter(),
     )
@@ -1236,16 +1280,18 @@ async fn apply(
         )
         .await?;
     }
-    let (rows, values) = values_list(bumps.into_iter(), &["uuid", "int"]);
-    exec(
-        txn,
-        &format!(
-            "UPDATE items i SET latest_version = b.version, deleted_at_source = NULL, updated_at = now()
-               FROM (VALUES {rows}) AS b (id, version) WHERE i.id = b.id"
-        ),
-        values,
-    )
-    .await?;
+    if !bumps.is_empty() {
+        let (rows, values) = values_list(bumps.into_iter(), &["uuid", "int"]);
+        exec(
+            txn,
+            &format!(
+                "UPDATE items i SET latest_version = b.version, deleted_at_source = NULL, updated_at = now()
+                   FROM (VALUES {rows}) AS b (id, version) WHERE i.id = b.id"
+            ),
+            values,
+        )
+        .await?;
+    }
     Ok(())
 }
 
@@ -1277,15 +1323,6 @@ async fn write_chunks(
     .await
 }
 
-/// The associated data of a version's sealed metadata.
-pub fn metadata_aad(tenant: Uuid, version: Uuid) -> Vec<u8> {
-    [
-        b"arkiv metadata ".as_slice(),
-        tenant.as_bytes(),
-        version.as_bytes(),
-    ]
-    .concat()
-}
 
 /// Mark an item deleted at the source (idempotent; unknown items are
 /// nothing to do). A deletion scoped to a container leaves an item that

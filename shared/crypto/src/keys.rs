@@ -73,6 +73,13 @@ key_type!(
     TransportKey
 );
 key_type!(
+    /// Keys a tenant's search index: blind hashes of the words and
+    /// addresses in its sealed metadata. Derived from the tenant's dedup
+    /// key, so it is destroyed with the tenant's keys and never matches
+    /// across tenants.
+    SearchKey
+);
+key_type!(
     /// Seals what the service itself keeps outside tenant content: connection
     /// credentials (client secrets, service-account keys), principals' e-mail
     /// addresses and TOTP secrets. Derived from the master key.
@@ -150,6 +157,32 @@ impl DedupKey {
     /// An incremental hasher for content too large to hold at once.
     pub fn hasher(&self) -> blake3::Hasher {
         blake3::Hasher::new_keyed(self.0.bytes())
+    }
+
+    /// The tenant's search key.
+    pub fn search_key(&self) -> SearchKey {
+        SearchKey::from_bytes(blake3::derive_key(
+            "arkiv 2026-12-01 search terms v1",
+            self.0.bytes(),
+        ))
+    }
+}
+
+impl SearchKey {
+    /// The blind index of a value within a named field.
+    pub fn index(&self, field: &str, value: &[u8]) -> KeyedHash {
+        let mut hasher = blake3::Hasher::new_keyed(self.0.bytes());
+        hasher.update(field.as_bytes());
+        hasher.update(&[0]);
+        hasher.update(value);
+        *hasher.finalize().as_bytes()
+    }
+
+    /// A 64-bit search term: the first 8 bytes of [`SearchKey::index`].
+    /// Collisions are possible, so a match is a candidate to check.
+    pub fn term(&self, field: &str, value: &[u8]) -> i64 {
+        let hash = self.index(field, value);
+        i64::from_le_bytes(hash[..8].try_into().expect("8 bytes"))
     }
 }
 

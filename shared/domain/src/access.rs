@@ -46,8 +46,11 @@ pub enum Action {
     /// Personal data held for the tenant: protected accounts' addresses
     /// and, later, backup content (search, restore, export).
     ReadTenantData,
-    /// Include or exclude accounts, start runs, restore.
+    /// Include or exclude accounts, start runs.
     ManageTenantData,
+    /// Write backed-up items back to the tenant's Microsoft 365 or Google
+    /// Workspace (restore): support may, under the tenant's grant.
+    RestoreTenantData,
     /// Grant or revoke support's time-limited access.
     ManageSupportGrant,
     /// Read and export the tenant's audit log.
@@ -93,7 +96,8 @@ pub fn authorize(p: &Principal, action: Action, scope: Scope, ctx: Context) -> D
         Role::TenantAdmin => match scope {
             Scope::Tenant { tenant, .. } if p.tenant == Some(tenant) => match action {
                 ReadTenant | ManageTenant | ManagePrincipals | ManageConnections
-                | ReadTenantData | ManageTenantData | ManageSupportGrant | ReadAudit => {
+                | ReadTenantData | ManageTenantData | RestoreTenantData | ManageSupportGrant
+                | ReadAudit => {
                     Decision::Allow
                 }
                 ManageSubscription => Decision::Deny("the partner manages the subscription"),
@@ -109,14 +113,18 @@ pub fn authorize(p: &Principal, action: Action, scope: Scope, ctx: Context) -> D
                 (Scope::Tenant { partner, .. }, ReadTenant) if partner_ok(partner) => {
                     Decision::Allow
                 }
-                (Scope::Tenant { partner, .. }, ReadTenantData) if partner_ok(partner) => {
+                (Scope::Tenant { partner, .. }, ReadTenantData | RestoreTenantData)
+                    if partner_ok(partner) =>
+                {
                     if ctx.support_grant_active {
                         Decision::Allow
                     } else {
                         Decision::Deny("the tenant has not granted support access")
                     }
                 }
-                _ => Decision::Deny("support reads only, and tenant data only under a grant"),
+                _ => Decision::Deny(
+                    "support reads, and reads and restores tenant data only under a grant",
+                ),
             }
         }
     }
@@ -171,7 +179,7 @@ mod tests {
         }
     }
 
-    const ALL: [Action; 12] = [
+    const ALL: [Action; 13] = [
         CreatePartner,
         ReadPartner,
         CreateTenant,
@@ -182,6 +190,7 @@ mod tests {
         ManageConnections,
         ReadTenantData,
         ManageTenantData,
+        RestoreTenantData,
         ManageSupportGrant,
         ReadAudit,
     ];
@@ -225,6 +234,7 @@ mod tests {
             (ReadPartner, Scope::Partner(w.p2), false),
             (ManageSubscription, own, true),
             (ReadTenantData, own, true),
+            (RestoreTenantData, own, true),
             (ReadAudit, own, true),
         ];
         for (action, scope, allowed) in table {
@@ -259,6 +269,7 @@ mod tests {
             ManageTenant,
             ManageConnections,
             ReadTenantData,
+            RestoreTenantData,
             ManageSupportGrant,
             ReadAudit,
             ManagePrincipals,
@@ -294,6 +305,8 @@ mod tests {
         assert!(authorize(&support, ReadTenant, own, Context::default()).is_allowed());
         assert!(!authorize(&support, ReadTenantData, own, Context::default()).is_allowed());
         assert!(authorize(&support, ReadTenantData, own, granted).is_allowed());
+        assert!(!authorize(&support, RestoreTenantData, own, Context::default()).is_allowed());
+        assert!(authorize(&support, RestoreTenantData, own, granted).is_allowed());
         assert!(!authorize(
             &support,
             ReadTenantData,

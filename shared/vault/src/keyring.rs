@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use arkiv_crypto::{MasterKey, TenantKeys, WrappedTenantKeys};
+use arkiv_crypto::{MasterKey, SearchKey, TenantKeys, WrappedTenantKeys};
 use arkiv_db::entity::{tenant_keys, tenants};
 use arkiv_db::sea_orm::{DatabaseConnection, EntityTrait};
 use arkiv_domain::Region;
@@ -20,6 +20,8 @@ pub struct TenantContext {
     pub tenant: Uuid,
     pub region: Region,
     pub keys: TenantKeys,
+    /// Derived from `keys.dedup` once, for the search index.
+    pub search: SearchKey,
 }
 
 #[derive(Debug)]
@@ -76,6 +78,7 @@ impl KeyRing {
         let ctx = Arc::new(TenantContext {
             tenant,
             region,
+            search: keys.dedup.search_key(),
             keys,
         });
         self.lock().insert(tenant, (Instant::now(), ctx.clone()));

@@ -7,7 +7,11 @@
 //!   its stored form: zstd, then AES-256-GCM under the tenant's data key,
 //!   bound to the tenant and the chunk id.
 //! - [`keyring`]: tenant keys unwrapped with the master key, cached briefly.
+//! - [`metadata`]: a version's sealed metadata and the blind indexes that
+//!   search filters on.
 //! - [`reader`]: streams a version's content back, verifying every chunk.
+//! - [`search`]: finding versions: search, an item's versions, and what an
+//!   account held at a point in time.
 //! - [`upload`]: what a connector calls to publish an item of any size.
 //!
 //! Object keys name tenant ids and random pack ids only:
@@ -15,7 +19,9 @@
 
 pub mod chunking;
 pub mod keyring;
+pub mod metadata;
 pub mod reader;
+pub mod search;
 pub mod sealed;
 pub mod upload;
 

@@ -10,6 +10,7 @@ pub mod login;
 pub mod partners;
 pub mod principals;
 pub mod retention;
+pub mod search;
 pub mod tenants;
 
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -30,6 +31,7 @@ use crate::state::AppState;
         (name = "connections", description = "Microsoft 365 admin consent and Google Workspace delegation"),
         (name = "accounts"),
         (name = "backups", description = "Backup runs and their progress"),
+        (name = "search", description = "Finding backed-up items and their versions"),
         (name = "support"), (name = "audit"), (name = "ops"),
     )
 )]
@@ -98,5 +100,7 @@ pub fn router() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(grants::revoke))
         .routes(routes!(audit_log::export))
         .routes(routes!(audit_log::verify))
+        .routes(routes!(search::search))
+        .routes(routes!(search::versions))
         .split_for_parts()
 }

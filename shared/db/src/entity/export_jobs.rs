@@ -18,6 +18,9 @@ pub struct Model {
     pub error: Option<String>,
     pub created_at: DateTimeUtc,
     pub finished_at: Option<DateTimeUtc>,
+    pub account_id: Option<Uuid>,
+    pub workload: Option<String>,
+    pub started_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

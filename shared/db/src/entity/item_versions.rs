@@ -20,6 +20,10 @@ pub struct Model {
     pub content_id: Vec<u8>,
     pub metadata_hash: Vec<u8>,
     pub metadata_sealed: Vec<u8>,
+    /// Blind indexes of the title's words and the addresses (search).
+    pub terms: Vec<i64>,
+    /// Blind index of the sender's address.
+    pub from_hash: Option<Vec<u8>>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

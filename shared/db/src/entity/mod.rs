@@ -18,6 +18,7 @@ pub mod packs;
 pub mod partners;
 pub mod principals;
 pub mod protected_accounts;
+pub mod restore_items;
 pub mod restore_jobs;
 pub mod retention_policies;
 pub mod run_errors;

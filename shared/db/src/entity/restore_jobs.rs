@@ -17,6 +17,11 @@ pub struct Model {
     pub created_at: DateTimeUtc,
     pub started_at: Option<DateTimeUtc>,
     pub finished_at: Option<DateTimeUtc>,
+    pub connection_id: Option<Uuid>,
+    pub provider: Option<String>,
+    pub items_skipped: i64,
+    pub items_failed: i64,
+    pub attempts: i32,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
