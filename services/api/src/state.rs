@@ -44,7 +44,8 @@ pub struct Inner {
     pub reader: Reader,
 }
 
-/// Publishes run requests to the providers' run queues (confirmed).
+/// Publishes run requests and restore jobs to the providers' queues
+/// (confirmed).
 #[derive(Debug)]
 pub struct RunQueue {
     broker: Arc<Broker>,
@@ -54,6 +55,7 @@ pub struct RunQueue {
 impl RunQueue {
     pub async fn new(broker: Arc<Broker>) -> Result<Self, StartError> {
         arkiv_backup::request::declare(&broker, Provider::M365).await?;
+        arkiv_backup::restore::declare(&broker, Provider::M365).await?;
         let publisher = broker.publisher().await?;
         Ok(Self { broker, publisher })
     }
@@ -64,6 +66,14 @@ impl RunQueue {
         request: &arkiv_backup::request::RunRequest,
     ) -> Result<(), arkiv_queue::QueueError> {
         arkiv_backup::request::publish(&self.broker, &self.publisher, provider, request).await
+    }
+
+    pub async fn publish_restore(
+        &self,
+        provider: Provider,
+        message: &arkiv_backup::restore::RestoreMessage,
+    ) -> Result<(), arkiv_queue::QueueError> {
+        arkiv_backup::restore::publish(&self.broker, &self.publisher, provider, message).await
     }
 }
 

@@ -422,6 +422,7 @@ fn build_m365(world: &mut World, g: &mut Gen, spec: &DatasetSpec, domain: &str) 
                 } else {
                     format!("Meeting: {}", g.words(3))
                 },
+                transaction_id: None,
                 body_html: format!("<p>{}</p>", g.words(20)),
                 start,
                 end: start + Duration::minutes(30 + 30 * i64::from(n % 3)),

@@ -215,6 +215,10 @@ pub struct Faults {
     pub retry_after_secs: u64,
     /// Lifetime of issued access tokens.
     pub token_lifetime_secs: u64,
+    /// Graph: user ids whose mailbox, calendar and drive the app may not
+    /// touch (as an Exchange application access policy does): 403
+    /// `ErrorAccessDenied`.
+    pub denied_mailboxes: Vec<String>,
 }
 
 impl Faults {
@@ -270,6 +274,7 @@ impl Default for Faults {
             throttle_burst: 0,
             retry_after_secs: 1,
             token_lifetime_secs: 3599,
+            denied_mailboxes: Vec::new(),
         }
     }
 }

@@ -203,6 +203,9 @@ pub struct Event {
     pub created: DateTime<Utc>,
     pub modified: DateTime<Utc>,
     pub change_key: String,
+    /// The client's `transactionId` at creation: a second create with the
+    /// same one returns this event instead of making another.
+    pub transaction_id: Option<String>,
 }
 
 #[derive(Clone, Debug)]

@@ -129,7 +129,9 @@ pub struct Graph {
     mailboxes: Mutex<HashMap<String, Arc<Mailbox>>>,
     budget: DefaultDirectRateLimiter,
     limits: Limits,
-    record: Arc<RunRecord>,
+    /// The backup run whose throttled time this client counts (none for
+    /// restores).
+    record: Option<Arc<RunRecord>>,
 }
 
 impl std::fmt::Debug for Graph {
@@ -156,7 +158,7 @@ impl Graph {
         tenant: String,
         credentials: AppCredentials,
         limits: Limits,
-        record: Arc<RunRecord>,
+        record: Option<Arc<RunRecord>>,
     ) -> Self {
         let rate = NonZeroU32::new(limits.requests_per_second.max(1)).expect("at least 1");
         Self {
@@ -245,6 +247,46 @@ impl Graph {
         mailbox: &str,
         make: impl Fn(&GraphClient) -> RequestHandler,
     ) -> Result<reqwest::Response, GraphError> {
+        self.attempts(mailbox, |client| {
+            let request = make(client);
+            async move { request.send().await }
+        })
+        .await
+    }
+
+    /// PUT one chunk of an upload session to its upload URL, under the
+    /// mailbox's limits and retries. The URL is pre-authenticated and must
+    /// not carry our token, so the SDK does not build this request.
+    /// Returns Graph's answer: the session's state, or the item at the end.
+    pub async fn put_upload_chunk(
+        &self,
+        mailbox: &str,
+        upload_url: &str,
+        chunk: bytes::Bytes,
+        start: u64,
+        end: u64,
+        total: u64,
+    ) -> Result<Value, GraphError> {
+        let response = self
+            .attempts(mailbox, |_| {
+                let request = self
+                    .http
+                    .put(upload_url)
+                    .header("content-range", format!("bytes {start}-{end}/{total}"))
+                    .body(chunk.clone());
+                async move { request.send().await.map_err(GraphFailure::from) }
+            })
+            .await?;
+        read_json(response).await
+    }
+
+    /// Make requests with `call` until one succeeds or fails for good,
+    /// with the limits, retries and token handling described above.
+    async fn attempts<F, Fut>(&self, mailbox: &str, call: F) -> Result<reqwest::Response, GraphError>
+    where
+        F: Fn(&GraphClient) -> Fut,
+        Fut: std::future::Future<Output = Result<reqwest::Response, GraphFailure>>,
+    {
         let lane = self.mailbox(mailbox);
         let mut attempt = 0u32;
         let mut renewed = false;
@@ -264,7 +306,7 @@ impl Graph {
                 continue;
             }
             let client = self.client(false).await?;
-            let result = make(&client).send().await;
+            let result = call(&client).await;
             drop(slot);
             metrics::counter!("arkiv_connector_requests_total", "provider" => "m365").increment(1);
             let response = match result {
@@ -332,7 +374,9 @@ impl Graph {
                 Some(t) if t > Instant::now() => {
                     let started = Instant::now();
                     tokio::time::sleep_until(t).await;
-                    self.record.throttled(started.elapsed());
+                    if let Some(record) = &self.record {
+                        record.throttled(started.elapsed());
+                    }
                 }
                 _ => return,
             }

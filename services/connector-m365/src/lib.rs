@@ -1,7 +1,9 @@
-//! connector-m365: carries out Microsoft 365 backup runs. It consumes run
-//! requests from `{prefix}.runs.m365`, takes the connection's lease, walks
-//! Graph deltas for mail, calendars and OneDrive ([`walk`]), and publishes
-//! work items for the worker through the pipeline's queues.
+//! connector-m365: carries out Microsoft 365 backup runs and restores. It
+//! consumes run requests from `{prefix}.runs.m365`, takes the connection's
+//! lease, walks Graph deltas for mail, calendars and OneDrive ([`walk`]),
+//! and publishes work items for the worker through the pipeline's queues.
+//! It consumes restore jobs from `{prefix}.restores.m365` and writes the
+//! items back through Graph ([`restore`]).
 //!
 //! Starts, connects to what it needs (PostgreSQL, RabbitMQ), serves
 //! `/healthz` and `/metrics` on `m365.listen`, and stops cleanly on
@@ -9,6 +11,7 @@
 //! their lease lapses: their requests stay unacknowledged until the end).
 
 pub mod graph;
+pub mod restore;
 pub mod run;
 pub mod walk;
 
@@ -23,6 +26,8 @@ use arkiv_provider::m365::{AppCredentials, Endpoints};
 use arkiv_queue::lapin::options::{BasicAckOptions, BasicNackOptions};
 use arkiv_queue::{Broker, WorkPublisher};
 use arkiv_runtime::{Deps, Needs, OpsServer, Settings, StartError};
+use arkiv_vault::keyring::KeyRing;
+use arkiv_vault::reader::Reader;
 use run::{Connector, RunError};
 use tokio::sync::watch;
 
@@ -31,7 +36,8 @@ pub const SERVICE: &str = "arkiv-connector-m365";
 const NEEDS: Needs = Needs {
     database: true,
     rabbitmq: true,
-    s3: false,
+    // Restores read the backup back.
+    s3: true,
 };
 
 /// A built, connected service, ready to run.
@@ -40,6 +46,7 @@ pub struct Application {
     connector: Arc<Connector>,
     broker: Arc<Broker>,
     queue: String,
+    restores: String,
     ops: OpsServer,
 }
 
@@ -59,6 +66,13 @@ impl Application {
             .await?;
         }
         let queue = request::declare(&broker, Provider::M365).await?;
+        let restores = arkiv_backup::restore::declare(&broker, Provider::M365).await?;
+        let keyring = Arc::new(KeyRing::new(
+            deps.db().clone(),
+            MasterKey::from_secret(&keys.master_key()?),
+            std::time::Duration::from_secs(60),
+        ));
+        let reader = Reader::new(deps.db().clone(), deps.store().clone(), keyring.clone());
         let publisher = Arc::new(WorkPublisher::new(&broker, transport).await?);
         let m = &settings.m365;
         let app = match (&m.client_id, &m.client_secret) {
@@ -79,6 +93,8 @@ impl Application {
             },
             app,
             settings: m.backup.clone(),
+            keys: keyring,
+            reader,
             instance: format!(
                 "{}-{}",
                 std::env::var("HOSTNAME").unwrap_or_else(|_| "m365".into()),
@@ -90,6 +106,7 @@ impl Application {
             connector,
             broker,
             queue,
+            restores,
             ops,
         })
     }
@@ -112,11 +129,18 @@ impl Application {
             self.connector.clone(),
             self.broker.clone(),
             self.queue.clone(),
+            stop_rx.clone(),
+        );
+        let restoring = consume_restores(
+            self.connector.clone(),
+            self.broker.clone(),
+            self.restores.clone(),
             stop_rx,
         );
         let failed = tokio::select! {
             _ = shutdown => None,
             r = consuming => r.err(),
+            r = restoring => r.err(),
         };
         let _ = stop_tx.send(true);
         let _ = ops_stop_tx.send(());
@@ -172,6 +196,74 @@ async fn consume(
                         tokio::time::sleep(std::time::Duration::from_secs(5)).await;
                     }
                     // Left for the next instance (or this one, restarted).
+                    let _ = delivery
+                        .acker
+                        .nack(BasicNackOptions {
+                            requeue: true,
+                            ..BasicNackOptions::default()
+                        })
+                        .await;
+                }
+            }
+        });
+    }
+}
+
+/// Take restore jobs and carry each out in its own task, a few at once.
+/// A job stays unacknowledged until it has ended, so one an instance
+/// dropped (a crash, a stop) is carried out by the next, which passes over
+/// what is done.
+async fn consume_restores(
+    connector: Arc<Connector>,
+    broker: Arc<Broker>,
+    queue: String,
+    stop: watch::Receiver<bool>,
+) -> Result<(), arkiv_queue::QueueError> {
+    let mut consumer = broker.consume(&queue, 4).await?;
+    tracing::info!(%queue, "waiting for restore jobs");
+    let mut jobs = tokio::task::JoinSet::new();
+    loop {
+        let delivery = tokio::select! {
+            d = consumer.next() => d?,
+            Some(done) = jobs.join_next(), if !jobs.is_empty() => {
+                if let Err(e) = done {
+                    tracing::error!(error = %e, "a restore task panicked");
+                }
+                continue;
+            }
+        };
+        let connector = connector.clone();
+        let mut stop = stop.clone();
+        jobs.spawn(async move {
+            let message = match arkiv_backup::restore::RestoreMessage::parse(&delivery.data) {
+                Ok(m) => m,
+                Err(reason) => {
+                    tracing::error!(%reason, "dropping a malformed restore message");
+                    let _ = delivery.acker.ack(BasicAckOptions::default()).await;
+                    return;
+                }
+            };
+            let outcome = tokio::select! {
+                r = connector.restore(message.job_id) => Some(r),
+                _ = stop.wait_for(|s| *s) => None,
+            };
+            match outcome {
+                Some(Ok(())) => {
+                    let _ = delivery.acker.ack(BasicAckOptions::default()).await;
+                }
+                Some(Err(e)) => {
+                    tracing::error!(job = %message.job_id, error = %e, "restore job could not be carried out; retrying later");
+                    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+                    let _ = delivery
+                        .acker
+                        .nack(BasicNackOptions {
+                            requeue: true,
+                            ..BasicNackOptions::default()
+                        })
+                        .await;
+                }
+                // Stopping: left for the next instance.
+                None => {
                     let _ = delivery
                         .acker
                         .nack(BasicNackOptions {

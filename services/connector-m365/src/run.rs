@@ -9,6 +9,7 @@ use std::time::Duration;
 use arkiv_backup::lease::Lease;
 use arkiv_backup::record::{RunErrorEntry, RunRecord};
 use arkiv_backup::request::RunRequest;
+use arkiv_backup::restore::RestoreError;
 use arkiv_backup::sink::PageSink;
 use arkiv_backup::{cursor, BackupError};
 use arkiv_config::ConnectorSettings;
@@ -38,6 +39,9 @@ pub struct Connector {
     /// Arkiv's own app registration, for connections without their own.
     pub app: Option<AppCredentials>,
     pub settings: ConnectorSettings,
+    /// Tenants' keys and the reader, for restores.
+    pub keys: Arc<arkiv_vault::keyring::KeyRing>,
+    pub reader: arkiv_vault::reader::Reader,
     /// This instance's name in leases and runs.
     pub instance: String,
 }
@@ -156,6 +160,95 @@ impl Connector {
         Ok(())
     }
 
+    /// A Graph client for an active connection, with its own app
+    /// registration or Arkiv's; `Err` says what is wrong with it.
+    pub fn graph(
+        &self,
+        connection: &connections::Model,
+        record: Option<Arc<RunRecord>>,
+    ) -> Result<Graph, String> {
+        if connection.status != "active" {
+            return Err(format!(
+                "the connection is {}, not active: reconnect it",
+                connection.status
+            ));
+        }
+        let ms_tenant = connection
+            .external_id
+            .clone()
+            .ok_or("the connection has no Microsoft tenant yet: finish consent")?;
+        let secrets = ConnectionSecrets::open(
+            &self.service,
+            connection.id,
+            connection.credentials_sealed.as_deref(),
+        )
+        .map_err(|e| e.to_string())?;
+        let credentials = match (secrets.m365_client_id, secrets.m365_client_secret) {
+            (Some(client_id), Some(secret)) => AppCredentials {
+                client_id,
+                client_secret: secret.into(),
+            },
+            _ => self.app.clone().ok_or(
+                "no app registration: this deployment has no m365.client_id and the connection none of its own",
+            )?,
+        };
+        Ok(Graph::new(
+            self.endpoints.clone(),
+            ms_tenant,
+            credentials,
+            Limits {
+                mailbox_concurrency: self.settings.mailbox_concurrency,
+                requests_per_second: self.settings.requests_per_second,
+                max_attempts: self.settings.max_attempts,
+            },
+            record,
+        ))
+    }
+
+    /// Carry out a restore job. A job that cannot be started (its
+    /// connection is gone or broken) is failed with the reason; `Err` only
+    /// when our side fails (the database), for a later retry.
+    pub async fn restore(&self, job_id: uuid::Uuid) -> Result<(), RestoreError> {
+        #[derive(Debug, sea_orm::FromQueryResult)]
+        struct Row {
+            connection_id: Option<uuid::Uuid>,
+        }
+        let row = <Row as sea_orm::FromQueryResult>::find_by_statement(
+            sea_orm::Statement::from_sql_and_values(
+                sea_orm::DbBackend::Postgres,
+                "SELECT connection_id FROM restore_jobs WHERE id = $1",
+                [job_id.into()],
+            ),
+        )
+        .one(&self.db)
+        .await?;
+        let Some(connection_id) = row.and_then(|r| r.connection_id) else {
+            return Ok(());
+        };
+        let connection = connections::Entity::find_by_id(connection_id)
+            .one(&self.db)
+            .await?;
+        let graph = match connection.as_ref().map(|c| self.graph(c, None)) {
+            Some(Ok(g)) => Arc::new(g),
+            Some(Err(why)) => {
+                arkiv_backup::restore::refuse(&self.db, job_id, crate::SERVICE, &why).await?;
+                return Ok(());
+            }
+            None => return Ok(()),
+        };
+        let target = crate::restore::GraphRestore::new(graph, self.reader.clone());
+        arkiv_backup::restore::carry_out(
+            &self.db,
+            &self.service,
+            &self.keys,
+            crate::SERVICE,
+            job_id,
+            &target,
+        )
+        .await?;
+        Ok(())
+    }
+
     /// Publish the run's sweeps and wait for their confirms.
     async fn sweep(&self, record: &Arc<RunRecord>, walked: &Walked) -> Result<(), BackupError> {
         let mut sink = PageSink::new(
@@ -190,46 +283,11 @@ impl Connector {
             .await
             .map_err(|e| e.to_string())?
             .ok_or("the tenant no longer exists")?;
-        if connection.status != "active" {
-            return Err(format!(
-                "the connection is {}, not active: reconnect it",
-                connection.status
-            ));
-        }
-        let ms_tenant = connection
-            .external_id
-            .clone()
-            .ok_or("the connection has no Microsoft tenant yet: finish consent")?;
-        let secrets = ConnectionSecrets::open(
-            &self.service,
-            connection.id,
-            connection.credentials_sealed.as_deref(),
-        )
-        .map_err(|e| e.to_string())?;
-        let credentials = match (secrets.m365_client_id, secrets.m365_client_secret) {
-            (Some(client_id), Some(secret)) => AppCredentials {
-                client_id,
-                client_secret: secret.into(),
-            },
-            _ => self.app.clone().ok_or(
-                "no app registration: this deployment has no m365.client_id and the connection none of its own",
-            )?,
-        };
+        let graph = Arc::new(self.graph(&connection, Some(record.clone()))?);
         let region = tenant
             .region
             .parse()
             .map_err(|e| format!("tenant region: {e}"))?;
-        let graph = Arc::new(Graph::new(
-            self.endpoints.clone(),
-            ms_tenant,
-            credentials,
-            Limits {
-                mailbox_concurrency: self.settings.mailbox_concurrency,
-                requests_per_second: self.settings.requests_per_second,
-                max_attempts: self.settings.max_attempts,
-            },
-            record.clone(),
-        ));
 
         // The directory first: new users become protected accounts.
         let users = graph.users().await.map_err(|e| match e {

@@ -10,11 +10,14 @@
 //!   `run_errors`, and waiting until the worker has settled its items.
 //! - [`sink`]: publishing a page of work items with confirms, counted
 //!   against the run.
+//! - [`restore`]: restore jobs: their queue, their sealed request, and
+//!   carrying one out through a provider's [`restore::RestoreTarget`].
 
 pub mod cursor;
 pub mod lease;
 pub mod record;
 pub mod request;
+pub mod restore;
 pub mod sink;
 
 #[derive(Debug, thiserror::Error)]

@@ -46,11 +46,14 @@ pub struct SourceUser {
 pub struct SyncCounts {
     pub added: u64,
     pub seen: u64,
+    /// Known accounts the directory no longer lists.
+    pub removed: u64,
 }
 
 /// Bring a connection's accounts in step with its directory: new users are
 /// added (included if `include_new`), known ones are marked seen (and their
-/// address updated if it changed).
+/// address updated if it changed), and those it no longer lists are marked
+/// removed at the source (their backups stay; restoring to them is refused).
 pub async fn sync<C: ConnectionTrait>(
     db: &C,
     keys: &AccountKeys<'_>,
@@ -101,6 +104,14 @@ pub async fn sync<C: ConnectionTrait>(
                 counts.added += 1;
             }
         }
+    }
+    for gone in existing.iter().filter(|a| {
+        a.removed_at_source.is_none() && !users.iter().any(|u| u.external_id == a.external_id)
+    }) {
+        let mut row: protected_accounts::ActiveModel = gone.clone().into();
+        row.removed_at_source = Set(Some(now));
+        row.update(db).await?;
+        counts.removed += 1;
     }
     Ok(counts)
 }

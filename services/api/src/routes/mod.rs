@@ -9,6 +9,7 @@ pub mod grants;
 pub mod login;
 pub mod partners;
 pub mod principals;
+pub mod restores;
 pub mod retention;
 pub mod search;
 pub mod tenants;
@@ -32,6 +33,7 @@ use crate::state::AppState;
         (name = "accounts"),
         (name = "backups", description = "Backup runs and their progress"),
         (name = "search", description = "Finding backed-up items and their versions"),
+        (name = "restore", description = "Writing backed-up items back to the source"),
         (name = "support"), (name = "audit"), (name = "ops"),
     )
 )]
@@ -102,5 +104,9 @@ pub fn router() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(audit_log::verify))
         .routes(routes!(search::search))
         .routes(routes!(search::versions))
+        .routes(routes!(restores::start))
+        .routes(routes!(restores::get))
+        .routes(routes!(restores::retry))
+        .routes(routes!(restores::list))
         .split_for_parts()
 }

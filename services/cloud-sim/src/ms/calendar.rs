@@ -62,7 +62,7 @@ fn split_occurrence(id: &str) -> Option<(&str, DateTime<Utc>)> {
 
 fn base_json(e: &Event, id: &str, kind: &str, subject: &str, start: DateTime<Utc>) -> Value {
     let duration = e.end - e.start;
-    json!({
+    let mut v = json!({
         "@odata.type": EVENT_TYPE,
         "@odata.etag": format!("W/\"{}\"", e.change_key),
         "id": id,
@@ -86,7 +86,12 @@ fn base_json(e: &Event, id: &str, kind: &str, subject: &str, start: DateTime<Utc
             "status": { "response": "none", "time": "0001-01-01T00:00:00Z" },
             "emailAddress": { "name": n, "address": a },
         })).collect::<Vec<_>>(),
-    })
+    });
+    // Returned only when a client set it, as Graph does.
+    if let Some(tid) = &e.transaction_id {
+        v["transactionId"] = Value::from(tid.as_str());
+    }
+    v
 }
 
 fn weekday(d: chrono::Weekday) -> &'static str {
@@ -520,6 +525,10 @@ fn event_from_json(body: &Value, organizer: (String, String)) -> Result<Event, S
         created: now,
         modified: now,
         change_key: new_change_key(),
+        transaction_id: obj
+            .get("transactionId")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
     })
 }
 
@@ -538,6 +547,16 @@ pub fn create(ctx: &Ctx, user_ref: &str) -> Response {
         Ok(e) => e,
         Err(msg) => return ctx.error(StatusCode::BAD_REQUEST, "ErrorInvalidRequest", &msg),
     };
+    // A retried create with the same transactionId makes no second event.
+    if let Some(tid) = &event.transaction_id {
+        if let Some(existing) = u
+            .events
+            .values()
+            .find(|e| e.transaction_id.as_ref() == Some(tid))
+        {
+            return ctx.json(StatusCode::CREATED, event_json(existing));
+        }
+    }
     u.calendar_log.upsert(seq, &event.id);
     let json = event_json(&event);
     u.events.insert(event.id.clone(), event);

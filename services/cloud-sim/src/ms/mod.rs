@@ -446,6 +446,16 @@ async fn serve_graph(
     }
     // Throttling is per (app, mailbox): find the mailbox the request touches.
     let mailbox = mailbox_of(sim, &tenant_id, &path);
+    if let Some(user) = &mailbox {
+        // `/users/{id}` itself (the directory) stays readable.
+        if lower.len() > 2 && sim.faults().denied_mailboxes.iter().any(|d| d == user) {
+            return err(
+                StatusCode::FORBIDDEN,
+                "ErrorAccessDenied",
+                "Access is denied. Check credentials and try again.",
+            );
+        }
+    }
     let _slot = match &mailbox {
         Some(user) => {
             let key = format!("m365:{tenant_id}:{user}");
