@@ -9,6 +9,8 @@ mod deploy;
 mod migrations;
 mod pipeline;
 mod queue;
+mod restore;
 mod services;
 mod sim;
+mod stack;
 mod store;

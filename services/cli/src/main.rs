@@ -12,6 +12,7 @@ mod api;
 mod backup;
 mod bootstrap;
 mod commands;
+mod data;
 mod migrate;
 mod output;
 
@@ -73,6 +74,15 @@ enum Command {
     /// Backup runs: start one, follow it, see the latest.
     #[command(subcommand)]
     Backup(backup::Backup),
+    /// Search the backup index of a tenant.
+    Search(data::Search),
+    /// An item's versions.
+    Versions(data::Versions),
+    /// Restore an item, or an account or folder as it was at a point in
+    /// time; `restore status` and `restore retry` follow a job.
+    Restore(data::Restore),
+    /// Export an account's mail, calendar or drive (MBOX, EML, ICS, ZIP).
+    Export(data::Export),
     /// Console and API users.
     #[command(subcommand)]
     Principal(commands::Principal),
@@ -115,6 +125,10 @@ fn main() -> ExitCode {
             Command::Connection(c) => commands::connection(&api()?, c, &out).await,
             Command::Account(c) => commands::account(&api()?, c, &out).await,
             Command::Backup(c) => backup::run(&api()?, c, &out).await,
+            Command::Search(c) => data::search(&api()?, c, &out).await,
+            Command::Versions(c) => data::versions(&api()?, c, &out).await,
+            Command::Restore(c) => data::restore(&api()?, c, &out).await,
+            Command::Export(c) => data::export(&api()?, c, &out).await,
             Command::Principal(c) => commands::principal(&api()?, c, &out).await,
             Command::Token(c) => commands::token(&api()?, c, &out).await,
             Command::Grant(c) => commands::grant(&api()?, c, &out).await,

@@ -46,7 +46,11 @@ pub fn router(config: SimConfig) -> Router<Arc<Sim>> {
         .route("/_sim/download/{token}", get(download))
         .route(
             "/_sim/upload/graph/{id}",
-            put(graph_chunk).get(graph_session).delete(graph_cancel),
+            put(graph_chunk)
+                .get(graph_session)
+                .delete(graph_cancel)
+                // OneDrive takes chunks of up to 60 MiB.
+                .layer(axum::extract::DefaultBodyLimit::max(60 * 1024 * 1024)),
         )
 }
 

@@ -329,14 +329,19 @@ impl Graph {
                 .and_then(|v| v.trim().parse::<f64>().ok())
                 .map(Duration::from_secs_f64);
             let request_id = request_id(response.headers());
-            let body: Value = response.json().await.unwrap_or(Value::Null);
+            let text = response.text().await.unwrap_or_default();
+            let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
             let error = GraphError::Status {
                 status,
                 code: body["error"]["code"]
                     .as_str()
                     .unwrap_or("unknown")
                     .to_owned(),
-                message: body["error"]["message"].as_str().unwrap_or("").to_owned(),
+                // Not Graph's error JSON (a proxy's page, say): its start.
+                message: match body["error"]["message"].as_str() {
+                    Some(m) => m.to_owned(),
+                    None => text.chars().take(200).collect(),
+                },
                 request_id,
             };
             match (status, retry_after) {

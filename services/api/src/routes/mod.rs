@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod audit_log;
 pub mod backups;
 pub mod connections;
+pub mod exports;
 pub mod grants;
 pub mod login;
 pub mod partners;
@@ -34,6 +35,7 @@ use crate::state::AppState;
         (name = "backups", description = "Backup runs and their progress"),
         (name = "search", description = "Finding backed-up items and their versions"),
         (name = "restore", description = "Writing backed-up items back to the source"),
+        (name = "export", description = "Exports in standard formats (GDPR portability)"),
         (name = "support"), (name = "audit"), (name = "ops"),
     )
 )]
@@ -108,5 +110,7 @@ pub fn router() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(restores::get))
         .routes(routes!(restores::retry))
         .routes(routes!(restores::list))
+        .routes(routes!(exports::export))
+        .routes(routes!(exports::get))
         .split_for_parts()
 }

@@ -213,6 +213,9 @@ pub fn route(ctx: &Ctx, drive: DriveRef, rest: &[&str], rest_at: usize) -> Respo
         (&M::GET, ["root", p]) if p.starts_with(':') => {
             get_item(ctx, &drive, Target::Path("root".into(), raw(1)))
         }
+        (&M::GET, ["root", p, "children"]) if p.starts_with(':') => {
+            children(ctx, &drive, Target::Path("root".into(), raw(1)))
+        }
         (&M::GET, ["root", p, "content"]) if p.starts_with(':') => {
             download(ctx, &drive, Target::Path("root".into(), raw(1)))
         }
