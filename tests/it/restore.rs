@@ -323,3 +323,282 @@ async fn await_job(stack: &Stack, job_id: &str) -> Value {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// The Message-IDs of a folder's messages.
+async fn message_ids(stack: &Stack, user: &str, folder: &str) -> BTreeSet<String> {
+    all_pages(
+        stack,
+        &format!("/users/{user}/mailFolders/{folder}/messages?$top=200"),
+    )
+    .await
+    .iter()
+    .map(|m| m["internetMessageId"].as_str().unwrap().to_owned())
+    .collect()
+}
+
+/// The Message-IDs of a folder's messages and of its subfolders'.
+async fn subtree_ids(stack: &Stack, user: &str, folder: &str) -> BTreeSet<String> {
+    let mut ids = BTreeSet::new();
+    let mut pending = vec![folder.to_owned()];
+    while let Some(f) = pending.pop() {
+        ids.extend(message_ids(stack, user, &f).await);
+        for child in all_pages(stack, &format!("/users/{user}/mailFolders/{f}/childFolders?$top=200")).await {
+            pending.push(child["id"].as_str().unwrap().to_owned());
+        }
+    }
+    ids
+}
+
+/// Every Message-ID of a mailbox.
+async fn mailbox_ids(stack: &Stack, user: &str) -> BTreeSet<String> {
+    all_pages(stack, &format!("/users/{user}/messages?$top=200"))
+        .await
+        .iter()
+        .map(|m| m["internetMessageId"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+async fn cli_async(stack: &Stack, args: &[&str]) -> Result<Value, String> {
+    let (url, token) = (stack.api.url.clone(), stack.org.tenant_admin.clone());
+    let all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = all.iter().map(String::as_str).collect();
+        arkiv(&url, &token, &args)
+    })
+    .await
+    .unwrap()
+}
+
+/// A folder restored as it was at a point in time holds exactly the
+/// messages it held then; exports of mail (MBOX and EML), calendar (ICS)
+/// and drive (ZIP) parse with standard parsers and their manifests list
+/// every item; bad requests are refused, saying what is wrong, and write
+/// nothing; a job refused by the target's permissions writes nothing and
+/// succeeds once retried.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn point_in_time_restores_and_exports_hold_what_the_account_held() {
+    let mut stack = Stack::start(SimConfig::tiny(), |_| {}).await;
+    stack.run_services().await;
+    let users = stack.users();
+    let ((a, a_upn), (b, b_upn)) = (users[0].clone(), users[1].clone());
+    let tenant = stack.org.tenant.clone();
+
+    let first = stack.backup().await;
+    assert_eq!(first["status"], "succeeded", "{first}");
+    // The Inbox and the folders below it, as they are then.
+    let then = subtree_ids(&stack, &a, "inbox").await;
+    assert!(then.len() >= 2, "{then:?}");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let at = chrono::Utc::now().to_rfc3339();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+
+    // Since then: one message gone for good, one new.
+    let gone = first_message(&stack, &a, "inbox").await;
+    let gone_internet = gone["internetMessageId"].as_str().unwrap().to_owned();
+    stack
+        .graph(
+            Method::POST,
+            &format!("/users/{a}/messages/{}/permanentDelete", gone["id"].as_str().unwrap()),
+            None,
+        )
+        .await;
+    stack
+        .sim_post(
+            "/_sim/m365/deliver",
+            serde_json::json!({ "tenant": stack.api.manifest["m365"][0]["tenant_id"], "user": a_upn,
+                    "from": "later@example.test", "subject": "Arrived after the point in time" }),
+        )
+        .await;
+    let second = stack.backup().await;
+    assert_eq!(second["status"], "succeeded", "{second}");
+    let now = subtree_ids(&stack, &a, "inbox").await;
+    assert_ne!(now, then);
+
+    // Restored into another mailbox as it was then: exactly those.
+    let before_b = mailbox_ids(&stack, &b).await;
+    let job = restore_and_wait(
+        &stack,
+        &stack.org.tenant_admin,
+        &["--account", &a_upn, "--workload", "mail", "--folder", "Inbox", "--at", &at, "--to-account", &b_upn],
+    )
+    .await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    assert_eq!(job["items_total"], then.len(), "{job}");
+    assert_eq!(job["target"], b_upn.as_str());
+    let after_b = mailbox_ids(&stack, &b).await;
+    let restored: BTreeSet<String> = after_b.difference(&before_b).cloned().collect();
+    assert_eq!(restored, then, "the folder as it was at {at}");
+    assert!(restored.contains(&gone_internet));
+
+    // Exports. Mail as MBOX: every message of the account now, each one
+    // a MIME message a standard parser reads.
+    let dir = std::env::temp_dir().join(format!("arkiv-export-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = |name: &str| dir.join(name).to_string_lossy().into_owned();
+    let all_mail = mailbox_ids(&stack, &a).await;
+    let out = cli_async(
+        &stack,
+        &["export", "--tenant", &tenant, "--account", &a_upn, "--workload", "mail", "--format", "mbox", "--out", &path("a.mbox")],
+    )
+    .await
+    .unwrap();
+    assert_eq!(out["items"], all_mail.len(), "{out}");
+    let mbox = std::fs::read(path("a.mbox")).unwrap();
+    let mut exported = BTreeSet::new();
+    for m in mail_parser::mailbox::mbox::MessageIterator::new(&mbox[..]) {
+        let m = m.unwrap();
+        let parsed = mail_parser::MessageParser::default()
+            .parse(m.contents())
+            .expect("a MIME message");
+        exported.insert(format!("<{}>", parsed.message_id().expect("a Message-ID")));
+    }
+    assert_eq!(exported, all_mail);
+
+    // As it was then, as a ZIP of EML with its manifests.
+    let out = cli_async(
+        &stack,
+        &["export", "--tenant", &tenant, "--account", &a_upn, "--workload", "mail", "--format", "eml", "--at", &at, "--out", &path("a.zip")],
+    )
+    .await
+    .unwrap();
+    let mut zip = zip::ZipArchive::new(std::fs::File::open(path("a.zip")).unwrap()).unwrap();
+    let mut ids = BTreeSet::new();
+    let mut emls = 0;
+    for i in 0..zip.len() {
+        let mut entry = zip.by_index(i).unwrap();
+        let name = entry.name().unwrap().into_owned();
+        if !name.ends_with(".eml") {
+            continue;
+        }
+        emls += 1;
+        let mut raw = Vec::new();
+        std::io::Read::read_to_end(&mut entry, &mut raw).unwrap();
+        let parsed = mail_parser::MessageParser::default().parse(&raw).unwrap();
+        ids.insert(format!("<{}>", parsed.message_id().unwrap()));
+    }
+    assert_eq!(emls, out["items"].as_u64().unwrap() as usize);
+    assert!(ids.contains(&gone_internet), "the export at {at} has the message since deleted");
+    assert!(ids.is_superset(&then));
+    let manifest: Value = {
+        let mut m = zip.by_name("manifest.json").unwrap();
+        serde_json::from_reader(&mut m).unwrap()
+    };
+    assert_eq!(manifest["items"].as_array().unwrap().len(), emls);
+    let csv = {
+        let mut m = zip.by_name("manifest.csv").unwrap();
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut m, &mut s).unwrap();
+        s
+    };
+    assert_eq!(csv.lines().count(), emls + 1, "a header and a row per item");
+
+    // The calendar as iCalendar: every event of the backup.
+    let events = search(&stack, &["--account", &a_upn, "--workload", "calendar", "--limit", "1000"]).await;
+    cli_async(
+        &stack,
+        &["export", "--tenant", &tenant, "--account", &a_upn, "--workload", "calendar", "--format", "ics", "--out", &path("a.ics")],
+    )
+    .await
+    .unwrap();
+    let ics = std::fs::read_to_string(path("a.ics")).unwrap();
+    let calendar: icalendar::Calendar = ics.parse().expect("valid iCalendar");
+    assert_eq!(calendar.events().count(), events.len());
+    assert!(!events.is_empty());
+
+    // The drive as a ZIP of its files, byte for byte.
+    let src = source(&stack, &a).await;
+    let out = cli_async(
+        &stack,
+        &["export", "--tenant", &tenant, "--account", &a_upn, "--workload", "drive", "--format", "zip", "--out", &path("d.zip")],
+    )
+    .await
+    .unwrap();
+    assert_eq!(out["items"].as_u64().unwrap() as usize, src.files.len() + src.folders.len());
+    let mut zip = zip::ZipArchive::new(std::fs::File::open(path("d.zip")).unwrap()).unwrap();
+    let manifest: Value = serde_json::from_reader(zip.by_name("manifest.json").unwrap()).unwrap();
+    assert_eq!(manifest["items"].as_array().unwrap().len(), src.files.len());
+    for id in &src.files {
+        let item = stack.graph(Method::GET, &format!("/users/{a}/drive/items/{id}"), None).await;
+        let bytes = stack.graph_bytes(&format!("/users/{a}/drive/items/{id}/content")).await;
+        let row = manifest["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["title"] == item["name"])
+            .unwrap_or_else(|| panic!("{} in the manifest", item["name"]));
+        let mut entry = zip.by_name(row["path"].as_str().unwrap()).unwrap();
+        let mut got = Vec::new();
+        std::io::Read::read_to_end(&mut entry, &mut got).unwrap();
+        assert!(got == bytes, "{} in the export", item["name"]);
+    }
+    // A format that does not suit the workload says which do.
+    let err = cli_async(
+        &stack,
+        &["export", "--tenant", &tenant, "--account", &a_upn, "--workload", "drive", "--format", "mbox", "--out", &path("x")],
+    )
+    .await
+    .unwrap_err();
+    assert!(err.contains("format") && err.contains("zip"), "{err}");
+    assert!(!std::path::Path::new(&path("x")).exists());
+
+    // Bad restores: each says what is wrong; nothing is recorded.
+    let jobs = stack.count("SELECT count(*) FROM restore_jobs").await;
+    let unknown = uuid::Uuid::new_v4().to_string();
+    let err = cli_async(&stack, &["restore", "--item", &unknown]).await.unwrap_err();
+    assert!(err.contains("item not found"), "{err}");
+    let item = search(&stack, &["--account", &a_upn, "--workload", "mail", "--limit", "1"]).await[0]["item_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let err = cli_async(&stack, &["restore", "--item", &item, "--version", "9"]).await.unwrap_err();
+    assert!(err.contains("version") && err.contains("arkiv versions"), "{err}");
+    let err = cli_async(&stack, &["restore", "--item", &item, "--to-account", "nobody@nowhere.test"])
+        .await
+        .unwrap_err();
+    assert!(err.contains("to_account"), "{err}");
+    let c_upn = users[2].1.clone();
+    stack
+        .api
+        .db
+        .conn
+        .execute_unprepared(&format!(
+            "UPDATE protected_accounts SET removed_at_source = now() WHERE external_id = '{}'",
+            users[2].0
+        ))
+        .await
+        .unwrap();
+    let err = cli_async(&stack, &["restore", "--item", &item, "--to-account", &c_upn])
+        .await
+        .unwrap_err();
+    assert!(err.contains("no longer exists"), "{err}");
+    assert_eq!(stack.count("SELECT count(*) FROM restore_jobs").await, jobs);
+
+    // A target the app may not write to: the job fails saying so, with
+    // nothing written; retried once access is back, it restores once.
+    let versions = cli_async(&stack, &["versions", "--item", &item]).await.unwrap();
+    assert_eq!(versions.as_array().unwrap().len(), 1, "{versions}");
+    let b_before = mailbox_ids(&stack, &b).await;
+    stack
+        .sim_post("/_sim/faults", serde_json::json!({ "denied_mailboxes": [b] }))
+        .await;
+    let refused = cli_async(&stack, &["restore", "--item", &item, "--to-account", &b_upn, "--collision", "rename", "--wait"])
+        .await
+        .unwrap_err();
+    assert!(refused.contains("refused access"), "{refused}");
+    stack
+        .sim_post("/_sim/faults", serde_json::json!({ "denied_mailboxes": [] }))
+        .await;
+    assert_eq!(mailbox_ids(&stack, &b).await, b_before, "nothing was written");
+    let job_id = refused
+        .split_whitespace()
+        .skip_while(|w| *w != "job")
+        .nth(1)
+        .unwrap()
+        .to_owned();
+    let retried = cli_async(&stack, &["restore", "retry", "--job", &job_id, "--wait"])
+        .await
+        .unwrap();
+    assert_eq!(retried["status"], "succeeded", "{retried}");
+    assert_eq!(retried["items_done"], 1, "{retried}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -281,8 +281,10 @@ pub(crate) async fn all_pages(stack: &Stack, path: &str) -> Vec<Value> {
         );
         return items;
     }
-    assert!(response.status().is_success(), "{path}");
-    let mut page: Value = response.json().await.unwrap();
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    assert!(status.is_success(), "{path}: {status} {text}");
+    let mut page: Value = serde_json::from_str(&text).unwrap();
     loop {
         items.extend(page["value"].as_array().cloned().unwrap_or_default());
         match page["@odata.nextLink"].as_str() {
