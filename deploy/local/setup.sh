@@ -34,21 +34,64 @@ amqp_answers() {
         [ -n "$(head -c 1 <&3 | od -An -tx1)" ]' 2>/dev/null
 }
 
+# How many files the broker may open: 65536, or the machine's hard limit
+# if that is lower.
+rabbitmq_file_target() {
+    local hard
+    hard=$(ulimit -Hn)
+    if [ "$hard" = unlimited ] || [ "$hard" -ge 65536 ]; then echo 65536; else echo "$hard"; fi
+}
+
+# Quorum queues keep files open per queue: give the node room. The
+# server script starts it through `su`, whose PAM session resets the
+# limit to 1024 unless limits.d says otherwise.
+ensure_rabbitmq_limits() {
+    local target conf=/etc/security/limits.d/arkiv-rabbitmq.conf want
+    target=$(rabbitmq_file_target)
+    want=$(printf 'rabbitmq soft nofile %s\nrabbitmq hard nofile %s' "$target" "$target")
+    if [ "$(cat "$conf" 2>/dev/null)" != "$want" ]; then
+        printf '%s\n' "$want" | as_root tee "$conf" >/dev/null
+    fi
+}
+
 start_rabbitmq() {
     say "starting RabbitMQ"
-    # Quorum queues keep files open per queue: give the node room.
-    as_root bash -c 'ulimit -n 65536; RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 rabbitmq-server -detached'
+    as_root bash -c "ulimit -n $(rabbitmq_file_target); RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 rabbitmq-server -detached"
     wait_for "RabbitMQ answering AMQP on 127.0.0.1:5672" 120 amqp_answers
+}
+
+# The open-file limit of the running broker (0 if unknown).
+rabbitmq_file_limit() {
+    local pid
+    pid=$(pgrep -f 'rabbi[t] boot' | head -n 1) || { echo 0; return; }
+    awk '/Max open files/ {print $4}' "/proc/$pid/limits" 2>/dev/null || echo 0
+}
+
+stop_rabbitmq() {
+    as_root timeout 60 rabbitmqctl stop >/dev/null 2>&1 || as_root pkill -9 -f beam.smp || true
+    wait_for "RabbitMQ to stop" 60 bash -c '! pgrep -f "rabbi[t] boot"'
 }
 
 ensure_rabbitmq() {
     if ! command -v rabbitmq-server >/dev/null; then
         apt_install rabbitmq-server
     fi
+    ensure_rabbitmq_limits
+    # Started by the machine with the default limit of 1024 open files,
+    # the node wedges (no CPU, no answer) once a test suite's quorum
+    # queues hold them all: give it room while nothing uses it yet.
+    if port_open 127.0.0.1 5672; then
+        local limit target
+        limit=$(rabbitmq_file_limit)
+        target=$(rabbitmq_file_target)
+        if [ "${limit:-0}" != unlimited ] && [ "${limit:-0}" -lt "$target" ]; then
+            say "RabbitMQ may open only ${limit:-?} files: restarting it with $target"
+            stop_rabbitmq
+        fi
+    fi
     if port_open 127.0.0.1 5672 && ! amqp_answers; then
         say "RabbitMQ accepts connections but does not answer AMQP: restarting it"
-        as_root timeout 60 rabbitmqctl stop >/dev/null 2>&1 || as_root pkill -9 -f beam.smp || true
-        wait_for "RabbitMQ to stop" 60 bash -c '! pgrep -f beam.smp'
+        stop_rabbitmq
     fi
     if ! port_open 127.0.0.1 5672; then
         start_rabbitmq

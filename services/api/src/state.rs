@@ -50,14 +50,19 @@ pub struct Inner {
 pub struct RunQueue {
     broker: Arc<Broker>,
     publisher: Publisher,
+    /// Restore queues declared so far (each on first use).
+    restore_queues: tokio::sync::Mutex<Vec<Provider>>,
 }
 
 impl RunQueue {
     pub async fn new(broker: Arc<Broker>) -> Result<Self, StartError> {
         arkiv_backup::request::declare(&broker, Provider::M365).await?;
-        arkiv_backup::restore::declare(&broker, Provider::M365).await?;
         let publisher = broker.publisher().await?;
-        Ok(Self { broker, publisher })
+        Ok(Self {
+            broker,
+            publisher,
+            restore_queues: tokio::sync::Mutex::default(),
+        })
     }
 
     pub async fn publish(
@@ -73,6 +78,12 @@ impl RunQueue {
         provider: Provider,
         message: &arkiv_backup::restore::RestoreMessage,
     ) -> Result<(), arkiv_queue::QueueError> {
+        let mut declared = self.restore_queues.lock().await;
+        if !declared.contains(&provider) {
+            arkiv_backup::restore::declare(&self.broker, provider).await?;
+            declared.push(provider);
+        }
+        drop(declared);
         arkiv_backup::restore::publish(&self.broker, &self.publisher, provider, message).await
     }
 }

@@ -51,17 +51,9 @@ pub fn queue(provider: Provider) -> String {
     format!("restores.{}", provider.as_str())
 }
 
-/// Declare both providers' restore queues (idempotent); returns the full
-/// name of `provider`'s.
+/// Declare a provider's restore queue (idempotent); returns its full name.
 pub async fn declare(broker: &Broker, provider: Provider) -> Result<String, QueueError> {
-    let mut mine = String::new();
-    for p in [Provider::M365, Provider::Google] {
-        let name = broker.declare_quorum_queue(&queue(p)).await?;
-        if p == provider {
-            mine = name;
-        }
-    }
-    Ok(mine)
+    broker.declare_quorum_queue(&queue(provider)).await
 }
 
 /// Publish a restore job, confirmed.

@@ -212,6 +212,20 @@ fn routes(org: &Org, fx: &Value, n: usize) -> Vec<Route> {
             format!("/v1/tenants/{t}/audit"),
             None,
         ),
+        r("search", Method::GET, format!("/v1/tenants/{t}/search"), None),
+        r(
+            "restore.list",
+            Method::GET,
+            format!("/v1/tenants/{t}/restores"),
+            None,
+        ),
+        // Allowed callers get 422 (the tenant has no such account).
+        r(
+            "export",
+            Method::GET,
+            format!("/v1/tenants/{t}/export?account=nobody@fix.test&workload=mail&format=mbox"),
+            None,
+        ),
         r(
             "audit.verify",
             Method::GET,

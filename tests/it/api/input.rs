@@ -194,6 +194,42 @@ async fn bad_input_on_every_write_route_names_the_field_and_writes_nothing() {
             json!({ "email": "a@b.test" }),
             "password",
         ),
+        (
+            Method::POST,
+            "/v1/restores".into(),
+            json!({}),
+            "item_id",
+        ),
+        (
+            Method::POST,
+            "/v1/restores".into(),
+            json!({ "item_id": "not-a-uuid" }),
+            "item_id",
+        ),
+        (
+            Method::POST,
+            "/v1/restores".into(),
+            json!({ "account": "someone@example.com", "workload": "contacts", "at": "2026-11-24" }),
+            "workload",
+        ),
+        (
+            Method::POST,
+            "/v1/restores".into(),
+            json!({ "account": "someone@example.com", "workload": "mail", "at": "last tuesday" }),
+            "at",
+        ),
+        (
+            Method::POST,
+            "/v1/restores".into(),
+            json!({ "account": "someone@example.com", "workload": "mail", "at": "2026-11-24", "tenant_id": t }),
+            "account",
+        ),
+        (
+            Method::POST,
+            "/v1/restores".into(),
+            json!({ "item_id": "00000000-0000-0000-0000-000000000001", "collision": "merge" }),
+            "collision",
+        ),
     ];
     let before = business_rows(&api.db).await;
     for (method, path, body, field) in &cases {

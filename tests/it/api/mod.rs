@@ -252,7 +252,7 @@ pub async fn business_rows(db: &TestDb) -> i64 {
     let sql = "SELECT (SELECT count(*) FROM partners) + (SELECT count(*) FROM tenants) + (SELECT count(*) FROM principals) \
                + (SELECT count(*) FROM api_tokens) + (SELECT count(*) FROM connections) + (SELECT count(*) FROM protected_accounts) \
                + (SELECT count(*) FROM support_grants) + (SELECT count(*) FROM retention_policies) + (SELECT count(*) FROM tenant_keys) \
-               + (SELECT count(*) FROM consent_states) AS n";
+               + (SELECT count(*) FROM consent_states) + (SELECT count(*) FROM restore_jobs) + (SELECT count(*) FROM export_jobs) AS n";
     let row = db
         .conn
         .query_one(Statement::from_string(db.conn.get_database_backend(), sql))

@@ -65,6 +65,14 @@ async fn the_openapi_document_covers_every_route() {
         "DELETE /v1/support-grants/{id}",
         "GET /v1/tenants/{id}/audit",
         "GET /v1/tenants/{id}/audit/verify",
+        "GET /v1/tenants/{id}/search",
+        "GET /v1/items/{id}/versions",
+        "POST /v1/restores",
+        "GET /v1/restores/{id}",
+        "POST /v1/restores/{id}/retry",
+        "GET /v1/tenants/{id}/restores",
+        "GET /v1/tenants/{id}/export",
+        "GET /v1/exports/{id}",
     ];
     expected.sort();
     assert_eq!(documented, expected);
