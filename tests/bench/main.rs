@@ -8,6 +8,8 @@ mod cpu;
 mod m365;
 mod pipeline;
 mod process;
+mod restore;
+mod search;
 
 use clap::{Parser, Subcommand};
 
@@ -24,6 +26,10 @@ enum Bench {
     Pipeline(pipeline::Options),
     /// A Microsoft 365 backup of the simulator's bench dataset.
     M365(m365::Options),
+    /// Search latency on a tenant with a million versions.
+    Search(search::Options),
+    /// Single-message restore latency, request to visible in Graph.
+    Restore(restore::Options),
 }
 
 #[tokio::main]
@@ -32,9 +38,43 @@ async fn main() {
     match cli.bench {
         Some(Bench::Pipeline(options)) => pipeline::run(options).await,
         Some(Bench::M365(options)) => m365::run(options).await,
+        Some(Bench::Search(options)) => search::run(options).await,
+        Some(Bench::Restore(options)) => restore::run(options).await,
         None => {
             pipeline::run(pipeline::Options::default()).await;
             m365::run(m365::Options::default()).await;
+            search::run(search::Options::default()).await;
+            restore::run(restore::Options::default()).await;
         }
     }
+}
+
+/// An API token of a new operator, written straight to the database.
+pub async fn operator_token(db: &arkiv_tests::TestDb, master: &arkiv_crypto::MasterKey) -> String {
+    let (blind, seal) = (master.blind_index_key(), master.service_key());
+    let keys = arkiv_db::principals::PrincipalKeys {
+        blind: &blind,
+        seal: &seal,
+    };
+    let p = arkiv_db::principals::create(
+        &db.conn,
+        &keys,
+        arkiv_db::principals::NewPrincipal {
+            role: arkiv_domain::Role::Operator,
+            partner_id: None,
+            tenant_id: None,
+            email: format!("bench-{}@arkiv.test", uuid::Uuid::new_v4().simple()),
+        },
+    )
+    .await
+    .expect("an operator");
+    let (_, token) = arkiv_db::principals::issue_token(
+        &db.conn,
+        arkiv_domain::PrincipalId::from_uuid(p.id),
+        "bench",
+        chrono::Duration::days(1),
+    )
+    .await
+    .expect("a token");
+    token.expose().to_owned()
 }

@@ -76,6 +76,15 @@ impl Service {
         }
     }
 
+    /// Where the service serves (the address of its `/metrics`).
+    pub fn url(&self) -> String {
+        self.metrics
+            .as_deref()
+            .expect("an Arkiv service")
+            .trim_end_matches("/metrics")
+            .to_owned()
+    }
+
     /// Peak resident memory so far (VmHWM), MiB.
     pub fn peak_rss_mb(&self) -> f64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
