@@ -3,7 +3,9 @@
 # CLI against the running services: a partner onboards a customer whose
 # admin connects the simulator's Microsoft 365 tenant and Google Workspace
 # domain; Microsoft 365 is backed up in full, a few items are changed
-# through Graph, and an incremental backup picks up exactly those changes.
+# through Graph, and an incremental backup picks up exactly those changes;
+# a message deleted for good is found in the backup and restored, and the
+# mailbox is exported as MBOX.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 # shellcheck source=/dev/null
@@ -77,6 +79,25 @@ echo "  uploaded demo-minutes.txt to OneDrive"
 say "an incremental backup: only what changed"
 as "$admin_token" backup run --tenant "$tenant" --connection "$m365" --wait \
     | jq -c '{run_id, status, items, new_versions, bytes, errors}'
+
+say "support hears \"I deleted an email, can you get it back?\""
+victim=$(graph "$ARKIV_SIM_URL/v1.0/users/$user/mailFolders/inbox/messages?\$top=1" \
+    | jq -c '.value[0] | {id, subject, internetMessageId}')
+graph -X POST "$ARKIV_SIM_URL/v1.0/users/$user/messages/$(jq -r .id <<< "$victim")/permanentDelete" > /dev/null
+echo "  $upn deleted \"$(jq -r .subject <<< "$victim")\" for good"
+as "$admin_token" backup run --tenant "$tenant" --connection "$m365" --wait \
+    | jq -c '{run_id, status, new_versions}'
+words=$(jq -r '.subject | split(" ") | .[0:3] | join(" ")' <<< "$victim")
+found=$(as "$admin_token" search --tenant "$tenant" --account "$upn" --text "$words" --deleted)
+jq -c '.[] | {item_id, title, deleted_at_source}' <<< "$found"
+as "$admin_token" restore --item "$(jq -r '.[0].item_id' <<< "$found")" --wait \
+    | jq -c '{job_id, status, target, items_done}'
+filter=$(jq -rn --arg id "$(jq -r .internetMessageId <<< "$victim")" '"internetMessageId eq \u0027\($id)\u0027" | @uri')
+back=$(graph "$ARKIV_SIM_URL/v1.0/users/$user/mailFolders/inbox/messages?\$filter=$filter" | jq '.value | length')
+echo "  the inbox holds the message again: $back copy"
+export_file="$RUN_DIR/demo-$run_id.mbox"
+as "$admin_token" export --tenant "$tenant" --account "$upn" --workload mail --format mbox \
+    --out "$export_file" | jq -c '{path, items, bytes}'
 
 say "the tenant's audit chain"
 as "$admin_token" audit verify --tenant "$tenant" | jq -c .

@@ -13,6 +13,8 @@ ALTER TABLE restore_jobs
     DROP CONSTRAINT restore_jobs_state_check,
     ADD CONSTRAINT restore_jobs_state_check
         CHECK (state IN ('queued', 'running', 'succeeded', 'failed'));
+DROP INDEX item_versions_account_deleted_idx;
+DROP INDEX item_versions_deleted_idx;
 DROP INDEX item_versions_account_date_idx;
 DROP INDEX item_versions_from_idx;
 DROP INDEX item_versions_terms_idx;

@@ -18,6 +18,12 @@ CREATE INDEX item_versions_from_idx ON item_versions (tenant_id, from_hash)
 -- Search by account newest first, and point-in-time selection.
 CREATE INDEX item_versions_account_date_idx
     ON item_versions (account_id, workload, item_date);
+-- "What was deleted?", the question support hears most: the few versions
+-- deleted at the source, newest first, for the tenant or one account.
+CREATE INDEX item_versions_deleted_idx ON item_versions (tenant_id, item_date)
+    WHERE deleted_at_source IS NOT NULL;
+CREATE INDEX item_versions_account_deleted_idx ON item_versions (account_id, item_date)
+    WHERE deleted_at_source IS NOT NULL;
 
 -- Restore jobs run in the connector of the item's provider. A job that
 -- restored some items and failed others is partially_failed; retrying it

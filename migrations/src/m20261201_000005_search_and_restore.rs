@@ -6,10 +6,18 @@ pub struct Migration;
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        crate::run_sql(manager, include_str!("../sql/0005_search_and_restore_up.sql")).await
+        crate::run_sql(
+            manager,
+            include_str!("../sql/0005_search_and_restore_up.sql"),
+        )
+        .await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        crate::run_sql(manager, include_str!("../sql/0005_search_and_restore_down.sql")).await
+        crate::run_sql(
+            manager,
+            include_str!("../sql/0005_search_and_restore_down.sql"),
+        )
+        .await
     }
 }

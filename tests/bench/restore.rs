@@ -132,28 +132,10 @@ struct GraphClient {
 
 impl GraphClient {
     async fn new(sim: &str, tenant: &Value) -> Self {
-        let http = reqwest::Client::new();
-        let token: Value = http
-            .post(format!(
-                "{sim}/{}/oauth2/v2.0/token",
-                tenant["tenant_id"].as_str().unwrap()
-            ))
-            .form(&[
-                ("grant_type", "client_credentials"),
-                ("client_id", tenant["client_id"].as_str().unwrap()),
-                ("client_secret", tenant["client_secret"].as_str().unwrap()),
-                ("scope", "https://graph.microsoft.com/.default"),
-            ])
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
         Self {
             base: format!("{sim}/v1.0"),
-            token: token["access_token"].as_str().unwrap().to_owned(),
-            http,
+            token: arkiv_tests::graph_app_token(sim, tenant).await,
+            http: reqwest::Client::new(),
         }
     }
 

@@ -54,7 +54,9 @@ const SENDERS: usize = 2_000;
 /// A word of the vocabulary, the low ranks far more often (roughly 1/rank).
 fn zipf_word(rng: &mut StdRng) -> usize {
     let u: f64 = rng.gen_range(0.0..1.0);
-    ((WORDS as f64).powf(u) as usize).saturating_sub(1).min(WORDS - 1)
+    ((WORDS as f64).powf(u) as usize)
+        .saturating_sub(1)
+        .min(WORDS - 1)
 }
 
 fn word(n: usize) -> String {
@@ -182,11 +184,35 @@ pub async fn run(options: Options) {
             eprintln!("  {n} sealed ({:.0}s)", started.elapsed().as_secs_f64());
         }
     }
-    // Indexes are built after the load, as a restore of a dump would.
+    // The secondary indexes are built after the load, as a restore of a
+    // dump would: the migrations' own definitions, read back.
+    let indexes: Vec<(String, String)> = {
+        use arkiv_db::sea_orm::{ConnectionTrait, DbBackend, Statement};
+        db.conn
+            .query_all(Statement::from_string(
+                DbBackend::Postgres,
+                "SELECT indexname, indexdef FROM pg_indexes
+                  WHERE tablename IN ('items', 'item_versions')
+                    AND indexname NOT IN (SELECT conname FROM pg_constraint)",
+            ))
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| {
+                (
+                    r.try_get_by_index(0).unwrap(),
+                    r.try_get_by_index(1).unwrap(),
+                )
+            })
+            .collect()
+    };
+    let drops: Vec<String> = indexes
+        .iter()
+        .map(|(name, _)| format!("DROP INDEX {name}"))
+        .collect();
     psql(
         &db.url,
-        "DROP INDEX item_versions_terms_idx, item_versions_from_idx, \
-         item_versions_account_date_idx, item_versions_scope_idx, item_versions_date_idx",
+        &drops.iter().map(String::as_str).collect::<Vec<_>>(),
     );
     copy(
         &db.url,
@@ -200,16 +226,13 @@ pub async fn run(options: Options) {
         &versions_csv,
     );
     drop((items_csv, versions_csv));
-    eprintln!("loaded in {:.0}s; indexing", started.elapsed().as_secs_f64());
-    psql(
-        &db.url,
-        "CREATE INDEX item_versions_terms_idx ON item_versions USING gin (terms); \
-         CREATE INDEX item_versions_from_idx ON item_versions (tenant_id, from_hash) WHERE from_hash IS NOT NULL; \
-         CREATE INDEX item_versions_account_date_idx ON item_versions (account_id, workload, item_date); \
-         CREATE INDEX item_versions_scope_idx ON item_versions (tenant_id, account_id, workload, captured_at); \
-         CREATE INDEX item_versions_date_idx ON item_versions (tenant_id, item_date); \
-         VACUUM ANALYZE items; VACUUM ANALYZE item_versions;",
+    eprintln!(
+        "loaded in {:.0}s; indexing",
+        started.elapsed().as_secs_f64()
     );
+    let mut rebuild: Vec<&str> = indexes.iter().map(|(_, def)| def.as_str()).collect();
+    rebuild.extend(["VACUUM ANALYZE items", "VACUUM ANALYZE item_versions"]);
+    psql(&db.url, &rebuild);
     eprintln!("ready in {:.0}s", started.elapsed().as_secs_f64());
 
     let api = Service::start(&config, "arkiv-api", "api.listen").await;
@@ -267,7 +290,11 @@ pub async fn run(options: Options) {
             let url = format!("{base}/v1/tenants/{}/search?limit=100&{query}", t.tenant);
             let started = Instant::now();
             let response = http.get(&url).bearer_auth(&token).send().await.unwrap();
-            assert!(response.status().is_success(), "{url}: {}", response.status());
+            assert!(
+                response.status().is_success(),
+                "{url}: {}",
+                response.status()
+            );
             let hits: serde_json::Value = response.json().await.unwrap();
             times.push(started.elapsed().as_secs_f64() * 1000.0);
             hits_total += hits.as_array().map_or(0, Vec::len);
@@ -295,12 +322,15 @@ pub async fn run(options: Options) {
     db.drop_database().await;
 }
 
-fn psql(url: &str, sql: &str) {
-    let status = std::process::Command::new("psql")
-        .args([url, "-v", "ON_ERROR_STOP=1", "-q", "-c", sql])
-        .status()
-        .expect("psql runs");
-    assert!(status.success(), "psql: {sql}");
+/// Each statement on its own (VACUUM may not run in a transaction).
+fn psql(url: &str, statements: &[&str]) {
+    let mut command = std::process::Command::new("psql");
+    command.args([url, "-v", "ON_ERROR_STOP=1", "-q"]);
+    for sql in statements {
+        command.args(["-c", sql]);
+    }
+    let status = command.status().expect("psql runs");
+    assert!(status.success(), "psql: {statements:?}");
 }
 
 fn copy(url: &str, table: &str, csv: &[u8]) {

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use arkiv_cloud_sim::SimConfig;
-use arkiv_db::sea_orm::{ConnectionTrait, DbBackend, Statement};
+use arkiv_db::sea_orm::ConnectionTrait;
 use reqwest::Method;
 use serde_json::Value;
 
@@ -110,7 +110,9 @@ async fn deleted_mail_files_and_events_come_back_where_they_were() {
         .graph_bytes(&format!("/users/{user}/messages/{message_id}/$value"))
         .await;
     // A file big enough for an upload session, in a folder of its own.
-    let big: Vec<u8> = (0..6 * 1024 * 1024u32).map(|i| (i * 31 % 251) as u8).collect();
+    let big: Vec<u8> = (0..6 * 1024 * 1024u32)
+        .map(|i| (i * 31 % 251) as u8)
+        .collect();
     let uploaded = reqwest::Client::new()
         .put(format!(
             "{}/v1.0/users/{user}/drive/root:/Projects/Q3/plan%20v2.bin:/content",
@@ -121,7 +123,11 @@ async fn deleted_mail_files_and_events_come_back_where_they_were() {
         .send()
         .await
         .unwrap();
-    assert!(uploaded.status().is_success(), "{}", uploaded.text().await.unwrap());
+    assert!(
+        uploaded.status().is_success(),
+        "{}",
+        uploaded.text().await.unwrap()
+    );
     let file: Value = uploaded.json().await.unwrap();
     let file_id = file["id"].as_str().unwrap().to_owned();
     let events = stack
@@ -146,34 +152,62 @@ async fn deleted_mail_files_and_events_come_back_where_they_were() {
         )
         .await;
     stack
-        .graph(Method::DELETE, &format!("/users/{user}/drive/items/{file_id}"), None)
+        .graph(
+            Method::DELETE,
+            &format!("/users/{user}/drive/items/{file_id}"),
+            None,
+        )
         .await;
     stack
-        .graph(Method::DELETE, &format!("/users/{user}/events/{event_id}"), None)
+        .graph(
+            Method::DELETE,
+            &format!("/users/{user}/events/{event_id}"),
+            None,
+        )
         .await;
     let second = stack.backup().await;
     assert_eq!(second["status"], "succeeded", "{second}");
 
     // Found, as deleted, by subject, file name and event title.
-    let hits = search(&stack, &["--deleted", "--text", &words(&subject), "--account", &upn]).await;
+    let hits = search(
+        &stack,
+        &["--deleted", "--text", &words(&subject), "--account", &upn],
+    )
+    .await;
     assert_eq!(hits.len(), 1, "{hits:?}");
     assert_eq!(hits[0]["title"], subject.as_str());
     assert_eq!(hits[0]["workload"], "mail");
     assert!(hits[0]["deleted_at_source"].is_string());
     let mail_item = hits[0]["item_id"].as_str().unwrap().to_owned();
     // Not found among live items, nor in another workload.
-    assert!(search(&stack, &["--text", &words(&subject), "--workload", "drive"]).await.is_empty());
-    let files = search(&stack, &["--deleted", "--workload", "drive", "--text", "plan v2"]).await;
+    assert!(
+        search(&stack, &["--text", &words(&subject), "--workload", "drive"])
+            .await
+            .is_empty()
+    );
+    let files = search(
+        &stack,
+        &["--deleted", "--workload", "drive", "--text", "plan v2"],
+    )
+    .await;
     assert_eq!(files.len(), 1, "{files:?}");
     assert_eq!(files[0]["path"], "/Projects/Q3/plan v2.bin");
     let file_item = files[0]["item_id"].as_str().unwrap().to_owned();
     let event_title = event["subject"].as_str().unwrap();
-    let found = search(&stack, &["--deleted", "--workload", "calendar", "--text", event_title]).await;
+    let found = search(
+        &stack,
+        &["--deleted", "--workload", "calendar", "--text", event_title],
+    )
+    .await;
     assert_eq!(found.len(), 1, "{found:?}");
     let event_item = found[0]["item_id"].as_str().unwrap().to_owned();
 
     // Support without a grant may not restore: refused and audited.
-    let denied = cli(&stack, &stack.org.support, &["restore", "--item", &mail_item]);
+    let denied = cli(
+        &stack,
+        &stack.org.support,
+        &["restore", "--item", &mail_item],
+    );
     assert!(denied.is_err(), "support restored without a grant");
     let refused = stack
         .count(
@@ -194,7 +228,10 @@ async fn deleted_mail_files_and_events_come_back_where_they_were() {
     let restored_mime = stack
         .graph_bytes(&format!("/users/{user}/messages/{restored_id}/$value"))
         .await;
-    assert!(restored_mime == mime, "the restored MIME differs from the original");
+    assert!(
+        restored_mime == mime,
+        "the restored MIME differs from the original"
+    );
     assert_eq!(back[0]["isRead"], message["isRead"]);
 
     // A job carried out again after a crash between Graph's write and
@@ -204,21 +241,9 @@ async fn deleted_mail_files_and_events_come_back_where_they_were() {
         .api
         .db
         .conn
-        .execute(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "UPDATE restore_items SET state = 'started' WHERE job_id = $1::uuid",
-            [job_id.clone().into()],
-        ))
-        .await
-        .unwrap();
-    stack
-        .api
-        .db
-        .conn
-        .execute(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "UPDATE restore_jobs SET state = 'running', finished_at = NULL WHERE id = $1::uuid",
-            [job_id.clone().into()],
+        .execute_unprepared(&format!(
+            "UPDATE restore_items SET state = 'started' WHERE job_id = '{job_id}';
+             UPDATE restore_jobs SET state = 'running', finished_at = NULL WHERE id = '{job_id}'"
         ))
         .await
         .unwrap();
@@ -236,11 +261,17 @@ async fn deleted_mail_files_and_events_come_back_where_they_were() {
     let job = restore_and_wait(&stack, &stack.org.tenant_admin, &["--item", &file_item]).await;
     assert_eq!(job["status"], "succeeded", "{job}");
     let at_path = stack
-        .graph(Method::GET, &format!("/users/{user}/drive/root:/Projects/Q3/plan%20v2.bin"), None)
+        .graph(
+            Method::GET,
+            &format!("/users/{user}/drive/root:/Projects/Q3/plan%20v2.bin"),
+            None,
+        )
         .await;
     let restored_file = at_path["id"].as_str().unwrap();
     let bytes = stack
-        .graph_bytes(&format!("/users/{user}/drive/items/{restored_file}/content"))
+        .graph_bytes(&format!(
+            "/users/{user}/drive/items/{restored_file}/content"
+        ))
         .await;
     assert!(bytes == big, "the restored file differs");
     // Restoring it again with rename writes a second file beside it.
@@ -252,7 +283,11 @@ async fn deleted_mail_files_and_events_come_back_where_they_were() {
     .await;
     assert_eq!(renamed["items_done"], 1, "{renamed}");
     let children = stack
-        .graph(Method::GET, &format!("/users/{user}/drive/root:/Projects/Q3:/children"), None)
+        .graph(
+            Method::GET,
+            &format!("/users/{user}/drive/root:/Projects/Q3:/children"),
+            None,
+        )
         .await;
     let names: BTreeSet<String> = children["value"]
         .as_array()
@@ -294,7 +329,7 @@ async fn deleted_mail_files_and_events_come_back_where_they_were() {
 /// an unacknowledged delivery when its consumer dies.
 async fn redeliver(stack: &Stack, job_id: &str) {
     let settings = stack.api.config.settings();
-    let broker = arkiv_queue::Broker::connect(&settings.rabbitmq().unwrap())
+    let broker = arkiv_queue::Broker::connect(settings.rabbitmq().unwrap())
         .await
         .unwrap();
     let publisher = broker.publisher().await.unwrap();
@@ -342,7 +377,12 @@ async fn subtree_ids(stack: &Stack, user: &str, folder: &str) -> BTreeSet<String
     let mut pending = vec![folder.to_owned()];
     while let Some(f) = pending.pop() {
         ids.extend(message_ids(stack, user, &f).await);
-        for child in all_pages(stack, &format!("/users/{user}/mailFolders/{f}/childFolders?$top=200")).await {
+        for child in all_pages(
+            stack,
+            &format!("/users/{user}/mailFolders/{f}/childFolders?$top=200"),
+        )
+        .await
+        {
             pending.push(child["id"].as_str().unwrap().to_owned());
         }
     }
@@ -398,7 +438,10 @@ async fn point_in_time_restores_and_exports_hold_what_the_account_held() {
     stack
         .graph(
             Method::POST,
-            &format!("/users/{a}/messages/{}/permanentDelete", gone["id"].as_str().unwrap()),
+            &format!(
+                "/users/{a}/messages/{}/permanentDelete",
+                gone["id"].as_str().unwrap()
+            ),
             None,
         )
         .await;
@@ -419,7 +462,18 @@ async fn point_in_time_restores_and_exports_hold_what_the_account_held() {
     let job = restore_and_wait(
         &stack,
         &stack.org.tenant_admin,
-        &["--account", &a_upn, "--workload", "mail", "--folder", "Inbox", "--at", &at, "--to-account", &b_upn],
+        &[
+            "--account",
+            &a_upn,
+            "--workload",
+            "mail",
+            "--folder",
+            "Inbox",
+            "--at",
+            &at,
+            "--to-account",
+            &b_upn,
+        ],
     )
     .await;
     assert_eq!(job["status"], "succeeded", "{job}");
@@ -438,7 +492,19 @@ async fn point_in_time_restores_and_exports_hold_what_the_account_held() {
     let all_mail = mailbox_ids(&stack, &a).await;
     let out = cli_async(
         &stack,
-        &["export", "--tenant", &tenant, "--account", &a_upn, "--workload", "mail", "--format", "mbox", "--out", &path("a.mbox")],
+        &[
+            "export",
+            "--tenant",
+            &tenant,
+            "--account",
+            &a_upn,
+            "--workload",
+            "mail",
+            "--format",
+            "mbox",
+            "--out",
+            &path("a.mbox"),
+        ],
     )
     .await
     .unwrap();
@@ -457,7 +523,21 @@ async fn point_in_time_restores_and_exports_hold_what_the_account_held() {
     // As it was then, as a ZIP of EML with its manifests.
     let out = cli_async(
         &stack,
-        &["export", "--tenant", &tenant, "--account", &a_upn, "--workload", "mail", "--format", "eml", "--at", &at, "--out", &path("a.zip")],
+        &[
+            "export",
+            "--tenant",
+            &tenant,
+            "--account",
+            &a_upn,
+            "--workload",
+            "mail",
+            "--format",
+            "eml",
+            "--at",
+            &at,
+            "--out",
+            &path("a.zip"),
+        ],
     )
     .await
     .unwrap();
@@ -477,7 +557,10 @@ async fn point_in_time_restores_and_exports_hold_what_the_account_held() {
         ids.insert(format!("<{}>", parsed.message_id().unwrap()));
     }
     assert_eq!(emls, out["items"].as_u64().unwrap() as usize);
-    assert!(ids.contains(&gone_internet), "the export at {at} has the message since deleted");
+    assert!(
+        ids.contains(&gone_internet),
+        "the export at {at} has the message since deleted"
+    );
     assert!(ids.is_superset(&then));
     let manifest: Value = {
         let mut m = zip.by_name("manifest.json").unwrap();
@@ -493,10 +576,33 @@ async fn point_in_time_restores_and_exports_hold_what_the_account_held() {
     assert_eq!(csv.lines().count(), emls + 1, "a header and a row per item");
 
     // The calendar as iCalendar: every event of the backup.
-    let events = search(&stack, &["--account", &a_upn, "--workload", "calendar", "--limit", "1000"]).await;
+    let events = search(
+        &stack,
+        &[
+            "--account",
+            &a_upn,
+            "--workload",
+            "calendar",
+            "--limit",
+            "1000",
+        ],
+    )
+    .await;
     cli_async(
         &stack,
-        &["export", "--tenant", &tenant, "--account", &a_upn, "--workload", "calendar", "--format", "ics", "--out", &path("a.ics")],
+        &[
+            "export",
+            "--tenant",
+            &tenant,
+            "--account",
+            &a_upn,
+            "--workload",
+            "calendar",
+            "--format",
+            "ics",
+            "--out",
+            &path("a.ics"),
+        ],
     )
     .await
     .unwrap();
@@ -509,17 +615,36 @@ async fn point_in_time_restores_and_exports_hold_what_the_account_held() {
     let src = source(&stack, &a).await;
     let out = cli_async(
         &stack,
-        &["export", "--tenant", &tenant, "--account", &a_upn, "--workload", "drive", "--format", "zip", "--out", &path("d.zip")],
+        &[
+            "export",
+            "--tenant",
+            &tenant,
+            "--account",
+            &a_upn,
+            "--workload",
+            "drive",
+            "--format",
+            "zip",
+            "--out",
+            &path("d.zip"),
+        ],
     )
     .await
     .unwrap();
-    assert_eq!(out["items"].as_u64().unwrap() as usize, src.files.len() + src.folders.len());
+    assert_eq!(
+        out["items"].as_u64().unwrap() as usize,
+        src.files.len() + src.folders.len()
+    );
     let mut zip = zip::ZipArchive::new(std::fs::File::open(path("d.zip")).unwrap()).unwrap();
     let manifest: Value = serde_json::from_reader(zip.by_name("manifest.json").unwrap()).unwrap();
     assert_eq!(manifest["items"].as_array().unwrap().len(), src.files.len());
     for id in &src.files {
-        let item = stack.graph(Method::GET, &format!("/users/{a}/drive/items/{id}"), None).await;
-        let bytes = stack.graph_bytes(&format!("/users/{a}/drive/items/{id}/content")).await;
+        let item = stack
+            .graph(Method::GET, &format!("/users/{a}/drive/items/{id}"), None)
+            .await;
+        let bytes = stack
+            .graph_bytes(&format!("/users/{a}/drive/items/{id}/content"))
+            .await;
         let row = manifest["items"]
             .as_array()
             .unwrap()
@@ -531,10 +656,39 @@ async fn point_in_time_restores_and_exports_hold_what_the_account_held() {
         std::io::Read::read_to_end(&mut entry, &mut got).unwrap();
         assert!(got == bytes, "{} in the export", item["name"]);
     }
+    // Every export and search is in the tenant's audit chain with the
+    // items it touched, and nothing of the query's words.
+    let exports = stack
+        .count(&format!(
+            "SELECT count(*) FROM audit_log WHERE tenant_id = '{tenant}' AND action = 'export' \
+             AND details->>'state' = 'succeeded' AND jsonb_array_length(details->'items') > 0"
+        ))
+        .await;
+    assert_eq!(exports, 4, "mbox, eml, ics and zip");
+    let searches = stack
+        .count(&format!(
+            "SELECT count(*) FROM audit_log WHERE tenant_id = '{tenant}' AND action = 'search' \
+             AND jsonb_array_length(details->'items') > 0"
+        ))
+        .await;
+    assert!(searches >= 1, "{searches}");
+
     // A format that does not suit the workload says which do.
     let err = cli_async(
         &stack,
-        &["export", "--tenant", &tenant, "--account", &a_upn, "--workload", "drive", "--format", "mbox", "--out", &path("x")],
+        &[
+            "export",
+            "--tenant",
+            &tenant,
+            "--account",
+            &a_upn,
+            "--workload",
+            "drive",
+            "--format",
+            "mbox",
+            "--out",
+            &path("x"),
+        ],
     )
     .await
     .unwrap_err();
@@ -544,17 +698,37 @@ async fn point_in_time_restores_and_exports_hold_what_the_account_held() {
     // Bad restores: each says what is wrong; nothing is recorded.
     let jobs = stack.count("SELECT count(*) FROM restore_jobs").await;
     let unknown = uuid::Uuid::new_v4().to_string();
-    let err = cli_async(&stack, &["restore", "--item", &unknown]).await.unwrap_err();
+    let err = cli_async(&stack, &["restore", "--item", &unknown])
+        .await
+        .unwrap_err();
     assert!(err.contains("item not found"), "{err}");
-    let item = search(&stack, &["--account", &a_upn, "--workload", "mail", "--limit", "1"]).await[0]["item_id"]
+    let item = search(
+        &stack,
+        &["--account", &a_upn, "--workload", "mail", "--limit", "1"],
+    )
+    .await[0]["item_id"]
         .as_str()
         .unwrap()
         .to_owned();
-    let err = cli_async(&stack, &["restore", "--item", &item, "--version", "9"]).await.unwrap_err();
-    assert!(err.contains("version") && err.contains("arkiv versions"), "{err}");
-    let err = cli_async(&stack, &["restore", "--item", &item, "--to-account", "nobody@nowhere.test"])
+    let err = cli_async(&stack, &["restore", "--item", &item, "--version", "9"])
         .await
         .unwrap_err();
+    assert!(
+        err.contains("version") && err.contains("arkiv versions"),
+        "{err}"
+    );
+    let err = cli_async(
+        &stack,
+        &[
+            "restore",
+            "--item",
+            &item,
+            "--to-account",
+            "nobody@nowhere.test",
+        ],
+    )
+    .await
+    .unwrap_err();
     assert!(err.contains("to_account"), "{err}");
     let c_upn = users[2].1.clone();
     stack
@@ -567,28 +741,55 @@ async fn point_in_time_restores_and_exports_hold_what_the_account_held() {
         ))
         .await
         .unwrap();
-    let err = cli_async(&stack, &["restore", "--item", &item, "--to-account", &c_upn])
-        .await
-        .unwrap_err();
+    let err = cli_async(
+        &stack,
+        &["restore", "--item", &item, "--to-account", &c_upn],
+    )
+    .await
+    .unwrap_err();
     assert!(err.contains("no longer exists"), "{err}");
     assert_eq!(stack.count("SELECT count(*) FROM restore_jobs").await, jobs);
 
     // A target the app may not write to: the job fails saying so, with
     // nothing written; retried once access is back, it restores once.
-    let versions = cli_async(&stack, &["versions", "--item", &item]).await.unwrap();
+    let versions = cli_async(&stack, &["versions", "--item", &item])
+        .await
+        .unwrap();
     assert_eq!(versions.as_array().unwrap().len(), 1, "{versions}");
     let b_before = mailbox_ids(&stack, &b).await;
     stack
-        .sim_post("/_sim/faults", serde_json::json!({ "denied_mailboxes": [b] }))
+        .sim_post(
+            "/_sim/faults",
+            serde_json::json!({ "denied_mailboxes": [b] }),
+        )
         .await;
-    let refused = cli_async(&stack, &["restore", "--item", &item, "--to-account", &b_upn, "--collision", "rename", "--wait"])
-        .await
-        .unwrap_err();
+    let refused = cli_async(
+        &stack,
+        &[
+            "restore",
+            "--item",
+            &item,
+            "--to-account",
+            &b_upn,
+            "--collision",
+            "rename",
+            "--wait",
+        ],
+    )
+    .await
+    .unwrap_err();
     assert!(refused.contains("refused access"), "{refused}");
     stack
-        .sim_post("/_sim/faults", serde_json::json!({ "denied_mailboxes": [] }))
+        .sim_post(
+            "/_sim/faults",
+            serde_json::json!({ "denied_mailboxes": [] }),
+        )
         .await;
-    assert_eq!(mailbox_ids(&stack, &b).await, b_before, "nothing was written");
+    assert_eq!(
+        mailbox_ids(&stack, &b).await,
+        b_before,
+        "nothing was written"
+    );
     let job_id = refused
         .split_whitespace()
         .skip_while(|w| *w != "job")

@@ -132,7 +132,12 @@ impl Stack {
         }
     }
 
-    pub(crate) async fn graph(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+    pub(crate) async fn graph(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Value {
         let mut request = reqwest::Client::new()
             .request(method, format!("{}/v1.0{path}", self.sim()))
             .bearer_auth(&self.graph_token);
@@ -199,7 +204,11 @@ impl Stack {
     }
 
     /// The latest version of an item, by the source's id.
-    pub(crate) async fn version(&self, workload: &str, source_id: &str) -> Option<(Uuid, Option<String>)> {
+    pub(crate) async fn version(
+        &self,
+        workload: &str,
+        source_id: &str,
+    ) -> Option<(Uuid, Option<String>)> {
         let row = self
             .api
             .db
@@ -242,26 +251,7 @@ pub(crate) async fn worker_task(worker: arkiv_worker::Application, stop: oneshot
 
 /// An app-only token from the simulator, as a test client of Graph.
 pub(crate) async fn app_token(api: &TestApi) -> String {
-    let tenant = &api.manifest["m365"][0];
-    let response: Value = reqwest::Client::new()
-        .post(format!(
-            "{}/{}/oauth2/v2.0/token",
-            api.sim.base_url(),
-            tenant["tenant_id"].as_str().unwrap()
-        ))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", tenant["client_id"].as_str().unwrap()),
-            ("client_secret", tenant["client_secret"].as_str().unwrap()),
-            ("scope", "https://graph.microsoft.com/.default"),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    response["access_token"].as_str().unwrap().to_owned()
+    arkiv_tests::graph_app_token(&api.sim.base_url(), &api.manifest["m365"][0]).await
 }
 
 /// Every page of a Graph collection (none for a user without a mailbox).
@@ -366,7 +356,6 @@ pub(crate) async fn source(stack: &Stack, user: &str) -> Source {
         mail_folders,
     }
 }
-
 
 /// Run the `arkiv` CLI against an API: its JSON output, or its error
 /// message. It blocks its thread, so tests that use it run on a

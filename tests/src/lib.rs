@@ -293,3 +293,35 @@ pub fn bin_path(name: &str) -> PathBuf {
     );
     path
 }
+
+/// An app-only Graph token from the simulator for its Microsoft tenant
+/// `tenant` (a `manifest.m365[]` entry), as a test client of Graph.
+pub async fn graph_app_token(sim: &str, tenant: &serde_json::Value) -> String {
+    let response: serde_json::Value = reqwest::Client::new()
+        .post(format!(
+            "{sim}/{}/oauth2/v2.0/token",
+            tenant["tenant_id"].as_str().expect("a tenant id")
+        ))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            (
+                "client_id",
+                tenant["client_id"].as_str().expect("a client id"),
+            ),
+            (
+                "client_secret",
+                tenant["client_secret"].as_str().expect("a client secret"),
+            ),
+            ("scope", "https://graph.microsoft.com/.default"),
+        ])
+        .send()
+        .await
+        .expect("the simulator answers")
+        .json()
+        .await
+        .expect("a token response");
+    response["access_token"]
+        .as_str()
+        .expect("an access token")
+        .to_owned()
+}

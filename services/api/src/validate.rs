@@ -104,6 +104,30 @@ pub fn uuid(field: &str, value: &str) -> Result<uuid::Uuid, ApiError> {
         .map_err(|_| ApiError::invalid(field, "is not an id"))
 }
 
+/// A point in time: RFC 3339 (`2026-11-24T09:30:00Z`) or a day
+/// (`2026-11-24`, meaning its start, UTC).
+pub fn instant(field: &str, value: &str) -> Result<chrono::DateTime<chrono::Utc>, ApiError> {
+    let v = value.trim();
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(v) {
+        return Ok(t.with_timezone(&chrono::Utc));
+    }
+    match chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d") {
+        Ok(day) => Ok(day.and_time(chrono::NaiveTime::MIN).and_utc()),
+        Err(_) => Err(ApiError::invalid(
+            field,
+            "is not a date (2026-11-24) or an RFC 3339 time (2026-11-24T09:30:00Z)",
+        )),
+    }
+}
+
+/// A workload name.
+pub fn workload(field: &str, value: &str) -> Result<arkiv_domain::Workload, ApiError> {
+    value
+        .trim()
+        .parse()
+        .map_err(|_| ApiError::invalid(field, "must be mail, calendar or drive"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -151,28 +175,4 @@ mod tests {
         assert!(err.to_string().contains("eu, us"));
         assert!(region("region", "EU", &configured).is_err());
     }
-}
-
-/// A point in time: RFC 3339 (`2026-11-24T09:30:00Z`) or a day
-/// (`2026-11-24`, meaning its start, UTC).
-pub fn instant(field: &str, value: &str) -> Result<chrono::DateTime<chrono::Utc>, ApiError> {
-    let v = value.trim();
-    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(v) {
-        return Ok(t.with_timezone(&chrono::Utc));
-    }
-    match chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d") {
-        Ok(day) => Ok(day.and_time(chrono::NaiveTime::MIN).and_utc()),
-        Err(_) => Err(ApiError::invalid(
-            field,
-            "is not a date (2026-11-24) or an RFC 3339 time (2026-11-24T09:30:00Z)",
-        )),
-    }
-}
-
-/// A workload name.
-pub fn workload(field: &str, value: &str) -> Result<arkiv_domain::Workload, ApiError> {
-    value
-        .trim()
-        .parse()
-        .map_err(|_| ApiError::invalid(field, "must be mail, calendar or drive"))
 }

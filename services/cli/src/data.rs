@@ -110,7 +110,9 @@ pub struct Versions {
 }
 
 pub async fn versions(api: &Api, args: Versions, out: &Output) -> anyhow::Result<()> {
-    let item = api.get(&format!("/v1/items/{}/versions", args.item)).await?;
+    let item = api
+        .get(&format!("/v1/items/{}/versions", args.item))
+        .await?;
     let versions = item["versions"].clone();
     let cols = [
         "version",
@@ -202,7 +204,11 @@ pub async fn restore(api: &Api, args: Restore, out: &Output) -> anyhow::Result<(
     let (job, wait) = match args.command {
         Some(RestoreCommand::Status { job }) => {
             let detail = api.get(&format!("/v1/restores/{job}")).await?;
-            out.print(&detail, &RESTORE_COLS, table(&[detail.clone()], &RESTORE_COLS));
+            out.print(
+                &detail,
+                &RESTORE_COLS,
+                table(std::slice::from_ref(&detail), &RESTORE_COLS),
+            );
             return Ok(());
         }
         Some(RestoreCommand::Retry { job, wait }) => (
@@ -213,7 +219,9 @@ pub async fn restore(api: &Api, args: Restore, out: &Output) -> anyhow::Result<(
         None => {
             let s = args.start;
             if s.item.is_none() && s.account.is_none() {
-                bail!("say what to restore: --item ITEM, or --account EMAIL --workload W --at TIME");
+                bail!(
+                    "say what to restore: --item ITEM, or --account EMAIL --workload W --at TIME"
+                );
             }
             let body = json!({
                 "item_id": s.item,
@@ -251,7 +259,11 @@ pub async fn restore(api: &Api, args: Restore, out: &Output) -> anyhow::Result<(
         "items_failed": job["items_failed"],
         "error": job["error"],
     });
-    out.print(&shown, &RESTORE_COLS, table(&[shown.clone()], &RESTORE_COLS));
+    out.print(
+        &shown,
+        &RESTORE_COLS,
+        table(std::slice::from_ref(&shown), &RESTORE_COLS),
+    );
     if wait && !matches!(job["status"].as_str(), Some("succeeded")) {
         let failed: Vec<String> = job["items"]
             .as_array()
@@ -343,7 +355,11 @@ pub async fn export(api: &Api, args: Export, out: &Output) -> anyhow::Result<()>
     let response = api
         .send(
             Method::GET,
-            &format!("/v1/tenants/{}/export?{}", args.tenant, serde_urlencoded(&query)),
+            &format!(
+                "/v1/tenants/{}/export?{}",
+                args.tenant,
+                serde_urlencoded(&query)
+            ),
             None,
         )
         .await?;
@@ -408,6 +424,6 @@ pub async fn export(api: &Api, args: Export, out: &Output) -> anyhow::Result<()>
         "bytes": written,
     });
     let cols = ["job_id", "path", "items", "bytes"];
-    out.print(&result, &cols, table(&[result.clone()], &cols));
+    out.print(&result, &cols, table(std::slice::from_ref(&result), &cols));
     Ok(())
 }

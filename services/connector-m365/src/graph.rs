@@ -282,7 +282,11 @@ impl Graph {
 
     /// Make requests with `call` until one succeeds or fails for good,
     /// with the limits, retries and token handling described above.
-    async fn attempts<F, Fut>(&self, mailbox: &str, call: F) -> Result<reqwest::Response, GraphError>
+    async fn attempts<F, Fut>(
+        &self,
+        mailbox: &str,
+        call: F,
+    ) -> Result<reqwest::Response, GraphError>
     where
         F: Fn(&GraphClient) -> Fut,
         Fut: std::future::Future<Output = Result<reqwest::Response, GraphFailure>>,

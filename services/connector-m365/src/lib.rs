@@ -19,11 +19,12 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use arkiv_backup::jobs::{self, Settle};
 use arkiv_backup::request::{self, RunRequest};
+use arkiv_backup::restore::RestoreMessage;
 use arkiv_crypto::{MasterKey, TransportKey};
 use arkiv_domain::Provider;
 use arkiv_provider::m365::{AppCredentials, Endpoints};
-use arkiv_queue::lapin::options::{BasicAckOptions, BasicNackOptions};
 use arkiv_queue::{Broker, WorkPublisher};
 use arkiv_runtime::{Deps, Needs, OpsServer, Settings, StartError};
 use arkiv_vault::keyring::KeyRing;
@@ -162,117 +163,58 @@ async fn consume(
     stop: watch::Receiver<bool>,
 ) -> Result<(), arkiv_queue::QueueError> {
     let prefetch = connector.settings.max_concurrent_runs.max(1);
-    let mut consumer = broker.consume(&queue, prefetch).await?;
-    tracing::info!(%queue, "waiting for run requests");
-    let mut runs = tokio::task::JoinSet::new();
-    loop {
-        let delivery = tokio::select! {
-            d = consumer.next() => d?,
-            Some(done) = runs.join_next(), if !runs.is_empty() => {
-                if let Err(e) = done {
-                    tracing::error!(error = %e, "a run task panicked");
-                }
-                continue;
-            }
-        };
-        let connector = connector.clone();
-        let stop = stop.clone();
-        runs.spawn(async move {
-            let request = match RunRequest::parse(&delivery.data) {
+    jobs::serve(&broker, &queue, prefetch, move |data| {
+        let (connector, stop) = (connector.clone(), stop.clone());
+        async move {
+            let request = match RunRequest::parse(&data) {
                 Ok(r) => r,
                 Err(reason) => {
                     tracing::error!(%reason, "dropping a malformed run request");
-                    let _ = delivery.acker.ack(BasicAckOptions::default()).await;
-                    return;
+                    return Settle::Ack;
                 }
             };
             match connector.carry_out(&request, stop).await {
-                Ok(()) => {
-                    let _ = delivery.acker.ack(BasicAckOptions::default()).await;
-                }
+                Ok(()) => Settle::Ack,
+                Err(RunError::Stopped) => Settle::Requeue,
                 Err(e) => {
-                    if !matches!(e, RunError::Stopped) {
-                        tracing::error!(run = %request.run_id, error = %e, "run could not be carried out; retrying later");
-                        tokio::time::sleep(std::time::Duration::from_secs(5)).await;
-                    }
-                    // Left for the next instance (or this one, restarted).
-                    let _ = delivery
-                        .acker
-                        .nack(BasicNackOptions {
-                            requeue: true,
-                            ..BasicNackOptions::default()
-                        })
-                        .await;
+                    tracing::error!(run = %request.run_id, error = %e, "run could not be carried out; retrying later");
+                    Settle::RetryLater
                 }
             }
-        });
-    }
+        }
+    })
+    .await
 }
 
 /// Take restore jobs and carry each out in its own task, a few at once.
-/// A job stays unacknowledged until it has ended, so one an instance
-/// dropped (a crash, a stop) is carried out by the next, which passes over
-/// what is done.
 async fn consume_restores(
     connector: Arc<Connector>,
     broker: Arc<Broker>,
     queue: String,
     stop: watch::Receiver<bool>,
 ) -> Result<(), arkiv_queue::QueueError> {
-    let mut consumer = broker.consume(&queue, 4).await?;
-    tracing::info!(%queue, "waiting for restore jobs");
-    let mut jobs = tokio::task::JoinSet::new();
-    loop {
-        let delivery = tokio::select! {
-            d = consumer.next() => d?,
-            Some(done) = jobs.join_next(), if !jobs.is_empty() => {
-                if let Err(e) = done {
-                    tracing::error!(error = %e, "a restore task panicked");
-                }
-                continue;
-            }
-        };
-        let connector = connector.clone();
-        let mut stop = stop.clone();
-        jobs.spawn(async move {
-            let message = match arkiv_backup::restore::RestoreMessage::parse(&delivery.data) {
+    jobs::serve(&broker, &queue, 4, move |data| {
+        let (connector, mut stop) = (connector.clone(), stop.clone());
+        async move {
+            let message = match RestoreMessage::parse(&data) {
                 Ok(m) => m,
                 Err(reason) => {
                     tracing::error!(%reason, "dropping a malformed restore message");
-                    let _ = delivery.acker.ack(BasicAckOptions::default()).await;
-                    return;
+                    return Settle::Ack;
                 }
             };
-            let outcome = tokio::select! {
-                r = connector.restore(message.job_id) => Some(r),
-                _ = stop.wait_for(|s| *s) => None,
-            };
-            match outcome {
-                Some(Ok(())) => {
-                    let _ = delivery.acker.ack(BasicAckOptions::default()).await;
-                }
-                Some(Err(e)) => {
-                    tracing::error!(job = %message.job_id, error = %e, "restore job could not be carried out; retrying later");
-                    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
-                    let _ = delivery
-                        .acker
-                        .nack(BasicNackOptions {
-                            requeue: true,
-                            ..BasicNackOptions::default()
-                        })
-                        .await;
-                }
+            tokio::select! {
+                r = connector.restore(message.job_id) => match r {
+                    Ok(()) => Settle::Ack,
+                    Err(e) => {
+                        tracing::error!(job = %message.job_id, error = %e, "restore job could not be carried out; retrying later");
+                        Settle::RetryLater
+                    }
+                },
                 // Stopping: left for the next instance.
-                None => {
-                    let _ = delivery
-                        .acker
-                        .nack(BasicNackOptions {
-                            requeue: true,
-                            ..BasicNackOptions::default()
-                        })
-                        .await;
-                }
+                _ = stop.wait_for(|s| *s) => Settle::Requeue,
             }
-        });
-    }
+        }
+    })
+    .await
 }

@@ -194,7 +194,9 @@ impl GraphRestore {
         let created = match parent {
             None => {
                 self.graph
-                    .json(user, |c| c.user(user).mail_folders().create_mail_folders(&body))
+                    .json(user, |c| {
+                        c.user(user).mail_folders().create_mail_folders(&body)
+                    })
                     .await
             }
             Some(p) => {
@@ -365,7 +367,9 @@ impl GraphRestore {
         let rid = format!(":/{}:", encode_path(path));
         match self
             .graph
-            .json(user, |c| c.user(user).drive().item_by_path(&rid).get_items())
+            .json(user, |c| {
+                c.user(user).drive().item_by_path(&rid).get_items()
+            })
             .await
         {
             Ok(v) => Ok(Some(v)),
@@ -398,7 +402,9 @@ impl GraphRestore {
                     let parent = at.clone();
                     let made = self
                         .graph
-                        .json(user, |c| c.user(user).drive().item(&parent).create_children(&body))
+                        .json(user, |c| {
+                            c.user(user).drive().item(&parent).create_children(&body)
+                        })
                         .await;
                     match made {
                         Ok(v) => v["id"].as_str().map(str::to_owned),
@@ -500,7 +506,8 @@ impl GraphRestore {
         behavior: &str,
         item: &Item,
     ) -> Result<Value, Failure> {
-        let body = json!({ "item": { "@microsoft.graph.conflictBehavior": behavior, "name": name } });
+        let body =
+            json!({ "item": { "@microsoft.graph.conflictBehavior": behavior, "name": name } });
         let session = self
             .graph
             .json(user, |c| {
@@ -572,8 +579,9 @@ impl GraphRestore {
 
     async fn calendar(&self, job: &Job, item: &Item) -> Result<Done, Failure> {
         let user = job.target_external_id.as_str();
-        let original: Value = serde_json::from_slice(&self.content(item).await?)
-            .map_err(|e| Failure::item("backupUnreadable", format!("the event is not JSON: {e}")))?;
+        let original: Value = serde_json::from_slice(&self.content(item).await?).map_err(|e| {
+            Failure::item("backupUnreadable", format!("the event is not JSON: {e}"))
+        })?;
         // Still there (the same account, the event not deleted)?
         if job.request.collision == Collision::Skip && !item.maybe_written {
             if let Some(id) = original["id"].as_str() {
@@ -590,7 +598,11 @@ impl GraphRestore {
         }
         let body = event_for_create(
             &original,
-            &format!("arkiv-{}-{}", job.id.simple(), item.version.version_id.simple()),
+            &format!(
+                "arkiv-{}-{}",
+                job.id.simple(),
+                item.version.version_id.simple()
+            ),
         );
         let created = self
             .graph
@@ -717,7 +729,8 @@ mod tests {
             child_content_url(&url, "Q3 report#1.xlsx", "rename").as_str(),
             "http://sim/v1.0/users/u1/drive/items/P1:/Q3%20report%231.xlsx:/content?%40microsoft.graph.conflictBehavior=rename"
         );
-        let url = Url::parse("http://sim/v1.0/users/u1/drive/items/P1/createUploadSession").unwrap();
+        let url =
+            Url::parse("http://sim/v1.0/users/u1/drive/items/P1/createUploadSession").unwrap();
         assert_eq!(
             child_action_url(&url, "big.bin", "createUploadSession").as_str(),
             "http://sim/v1.0/users/u1/drive/items/P1:/big.bin:/createUploadSession"
@@ -741,7 +754,10 @@ mod tests {
         assert_eq!(body["start"], original["start"]);
         assert_eq!(body["transactionId"], "arkiv-t1");
         assert!(body.get("attendees").is_none() && body.get("id").is_none());
-        assert!(body.get("recurrence").is_none(), "an occurrence restores as one event");
+        assert!(
+            body.get("recurrence").is_none(),
+            "an occurrence restores as one event"
+        );
         let content = body["body"]["content"].as_str().unwrap();
         assert!(content.starts_with("<p>Agenda</p>") && content.contains("bob@example.com"));
     }

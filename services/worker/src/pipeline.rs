@@ -1323,7 +1323,6 @@ async fn write_chunks(
     .await
 }
 
-
 /// Mark an item deleted at the source (idempotent; unknown items are
 /// nothing to do). A deletion scoped to a container leaves an item that
 /// has moved to another container alone.

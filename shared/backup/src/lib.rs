@@ -1,5 +1,7 @@
 //! Backup runs, the parts that do not depend on the provider.
 //!
+//! - [`jobs`]: job messages (run requests, restore jobs) published as JSON
+//!   and served one task each, unacknowledged until done.
 //! - [`request`]: a run request, published by the API (and the scheduler)
 //!   to `{prefix}.runs.{provider}` and consumed by that provider's connector.
 //! - [`lease`]: a connection is worked on by one connector instance at a
@@ -14,6 +16,7 @@
 //!   carrying one out through a provider's [`restore::RestoreTarget`].
 
 pub mod cursor;
+pub mod jobs;
 pub mod lease;
 pub mod record;
 pub mod request;

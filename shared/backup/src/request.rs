@@ -2,7 +2,6 @@
 //! nothing here needs sealing.
 
 use arkiv_domain::Provider;
-use arkiv_queue::lapin::BasicProperties;
 use arkiv_queue::{Broker, Publisher, QueueError};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -39,15 +38,7 @@ pub async fn publish(
     provider: Provider,
     request: &RunRequest,
 ) -> Result<(), QueueError> {
-    let body = serde_json::to_vec(request).expect("a run request serialises");
-    publisher
-        .publish(
-            "",
-            &broker.name(&queue(provider)),
-            &body,
-            BasicProperties::default().with_content_type("application/json".into()),
-        )
-        .await
+    crate::jobs::publish_json(broker, publisher, &queue(provider), request).await
 }
 
 impl RunRequest {

@@ -19,7 +19,6 @@ use std::sync::Arc;
 use arkiv_crypto::ServiceKey;
 use arkiv_db::audit::{self, Actor, Entry, Outcome};
 use arkiv_domain::{Provider, Workload};
-use arkiv_queue::lapin::BasicProperties;
 use arkiv_queue::{Broker, Publisher, QueueError};
 use arkiv_vault::keyring::{KeyRing, TenantContext};
 use arkiv_vault::search::{self, Found};
@@ -63,15 +62,7 @@ pub async fn publish(
     provider: Provider,
     message: &RestoreMessage,
 ) -> Result<(), QueueError> {
-    let body = serde_json::to_vec(message).expect("a restore message serialises");
-    publisher
-        .publish(
-            "",
-            &broker.name(&queue(provider)),
-            &body,
-            BasicProperties::default().with_content_type("application/json".into()),
-        )
-        .await
+    crate::jobs::publish_json(broker, publisher, &queue(provider), message).await
 }
 
 /// What to do when the target already holds the item (the same message,
@@ -335,8 +326,16 @@ pub async fn carry_out(
             }
             Err(failure) => {
                 tracing::warn!(job = %job.id, %version, code = %failure.code, "item not restored");
-                mark(db, job.id, version, "failed", None, Some(failure.describe()), "items_failed")
-                    .await?;
+                mark(
+                    db,
+                    job.id,
+                    version,
+                    "failed",
+                    None,
+                    Some(failure.describe()),
+                    "items_failed",
+                )
+                .await?;
                 if failure.fatal {
                     fatal = Some(failure.describe());
                     break;
@@ -419,9 +418,17 @@ async fn target_external_id(
     .map(|r| r.external_id))
 }
 
-async fn exec(db: &impl ConnectionTrait, sql: &str, values: Vec<sea_orm::Value>) -> Result<(), DbErr> {
-    db.execute(Statement::from_sql_and_values(DbBackend::Postgres, sql, values))
-        .await?;
+async fn exec(
+    db: &impl ConnectionTrait,
+    sql: &str,
+    values: Vec<sea_orm::Value>,
+) -> Result<(), DbErr> {
+    db.execute(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        sql,
+        values,
+    ))
+    .await?;
     Ok(())
 }
 

@@ -97,9 +97,7 @@ pub fn authorize(p: &Principal, action: Action, scope: Scope, ctx: Context) -> D
             Scope::Tenant { tenant, .. } if p.tenant == Some(tenant) => match action {
                 ReadTenant | ManageTenant | ManagePrincipals | ManageConnections
                 | ReadTenantData | ManageTenantData | RestoreTenantData | ManageSupportGrant
-                | ReadAudit => {
-                    Decision::Allow
-                }
+                | ReadAudit => Decision::Allow,
                 ManageSubscription => Decision::Deny("the partner manages the subscription"),
                 CreatePartner | ReadPartner | CreateTenant => {
                     Decision::Deny("not a tenant-level action")

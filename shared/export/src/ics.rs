@@ -32,7 +32,12 @@ impl Calendar {
 
     /// One event as a whole calendar.
     pub fn single(name: &str, event: &Event) -> String {
-        format!("{}{}{}", Self::header(name), event.to_string(), Self::FOOTER)
+        format!(
+            "{}{}{}",
+            Self::header(name),
+            event.to_string(),
+            Self::FOOTER
+        )
     }
 }
 
@@ -127,9 +132,7 @@ fn rrule(recurrence: &Value) -> Option<String> {
         parts.push(format!("INTERVAL={n}"));
     }
     match range["type"].as_str() {
-        Some("numbered") => {
-            parts.push(format!("COUNT={}", range["numberOfOccurrences"].as_u64()?))
-        }
+        Some("numbered") => parts.push(format!("COUNT={}", range["numberOfOccurrences"].as_u64()?)),
         Some("endDate") => {
             let end = NaiveDate::parse_from_str(range["endDate"].as_str()?, "%Y-%m-%d").ok()?;
             parts.push(format!("UNTIL={}T235959Z", end.format("%Y%m%d")));
@@ -168,10 +171,7 @@ pub fn graph_event_to_vevent(v: &Value) -> Result<Event, String> {
         e.timestamp(stamp);
     }
     if let Some(created) = utc(&v["createdDateTime"]) {
-        e.add_property(
-            "CREATED",
-            created.format("%Y%m%dT%H%M%SZ").to_string(),
-        );
+        e.add_property("CREATED", created.format("%Y%m%dT%H%M%SZ").to_string());
     }
     let body = v["body"]["content"].as_str().unwrap_or_default();
     if v["body"]["contentType"].as_str() == Some("html") {
@@ -237,7 +237,7 @@ pub fn graph_event_to_vevent(v: &Value) -> Result<Event, String> {
         Some("occurrence" | "exception") => {
             let original = v
                 .get("originalStart")
-                .and_then(|o| utc(o))
+                .and_then(utc)
                 .map(|t| DatePerhapsTime::DateTime(CalendarDateTime::Utc(t)))
                 .unwrap_or_else(|| start_of(v, all_day));
             e.append_property(recurrence_id(original));
@@ -340,9 +340,12 @@ fn recurrence_id(at: DatePerhapsTime) -> Property {
             Property::new("RECURRENCE-ID", t.format("%Y%m%dT%H%M%SZ").to_string())
         }
         DatePerhapsTime::DateTime(CalendarDateTime::WithTimezone { date_time, tzid }) => {
-            Property::new("RECURRENCE-ID", date_time.format("%Y%m%dT%H%M%S").to_string())
-                .add_parameter("TZID", &tzid)
-                .done()
+            Property::new(
+                "RECURRENCE-ID",
+                date_time.format("%Y%m%dT%H%M%S").to_string(),
+            )
+            .add_parameter("TZID", &tzid)
+            .done()
         }
         DatePerhapsTime::DateTime(CalendarDateTime::Floating(t)) => {
             Property::new("RECURRENCE-ID", t.format("%Y%m%dT%H%M%S").to_string())

@@ -193,7 +193,9 @@ async fn ics<W: AsyncWrite + Unpin + Send>(
         .map_err(write_error)?;
     for found in items {
         let raw = read_all(reader, found).await?;
-        progress.bytes.fetch_add(raw.len() as u64, Ordering::Relaxed);
+        progress
+            .bytes
+            .fetch_add(raw.len() as u64, Ordering::Relaxed);
         summary.bytes += raw.len() as u64;
         let event = vevent(what.provider, found, &raw)?;
         out.write_all(event.to_string().as_bytes())
@@ -231,10 +233,7 @@ fn entry_path(what: &What<'_>, found: &Found, n: usize, used: &mut HashSet<Strin
         }
         Workload::Calendar => format!("calendar/{n:06} {title}.ics"),
         Workload::Drive => {
-            let path = m
-                .file_path
-                .clone()
-                .unwrap_or_else(|| format!("/{title}"));
+            let path = m.file_path.clone().unwrap_or_else(|| format!("/{title}"));
             let segments: Vec<String> = path
                 .split('/')
                 .filter(|s| !s.is_empty())

@@ -21,8 +21,8 @@ pub mod chunking;
 pub mod keyring;
 pub mod metadata;
 pub mod reader;
-pub mod search;
 pub mod sealed;
+pub mod search;
 pub mod upload;
 
 use uuid::Uuid;

@@ -175,11 +175,16 @@ mod tests {
         let index = BlindIndex::of(&key, &m);
         assert!(index.terms.contains(&word_term(&key, "quarterly")));
         assert!(index.terms.contains(&word_term(&key, "numbers")));
-        assert!(index.terms.contains(&address_term(&key, "alice@example.com")));
+        assert!(index
+            .terms
+            .contains(&address_term(&key, "alice@example.com")));
         assert!(index.terms.contains(&address_term(&key, "bob@example.com")));
         assert!(!index.terms.contains(&word_term(&key, "alice")));
         assert_eq!(index.terms.len(), 4);
-        assert_eq!(index.from_hash, Some(from_hash(&key, " ALICE@example.com ")));
+        assert_eq!(
+            index.from_hash,
+            Some(from_hash(&key, " ALICE@example.com "))
+        );
 
         // Another tenant's key gives other terms for the same words.
         let other = arkiv_crypto::DedupKey::generate().search_key();

@@ -212,7 +212,12 @@ fn routes(org: &Org, fx: &Value, n: usize) -> Vec<Route> {
             format!("/v1/tenants/{t}/audit"),
             None,
         ),
-        r("search", Method::GET, format!("/v1/tenants/{t}/search"), None),
+        r(
+            "search",
+            Method::GET,
+            format!("/v1/tenants/{t}/search"),
+            None,
+        ),
         r(
             "restore.list",
             Method::GET,

@@ -194,12 +194,7 @@ async fn bad_input_on_every_write_route_names_the_field_and_writes_nothing() {
             json!({ "email": "a@b.test" }),
             "password",
         ),
-        (
-            Method::POST,
-            "/v1/restores".into(),
-            json!({}),
-            "item_id",
-        ),
+        (Method::POST, "/v1/restores".into(), json!({}), "item_id"),
         (
             Method::POST,
             "/v1/restores".into(),

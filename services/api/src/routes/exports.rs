@@ -81,7 +81,12 @@ pub async fn export(
     let workload = validate::workload("workload", &params.workload)?;
     let format =
         Format::parse(&params.format, workload).map_err(|e| ApiError::invalid("format", e))?;
-    let at = match params.at.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+    let at = match params
+        .at
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
         Some(a) => validate::instant("at", a)?,
         None => Utc::now(),
     };
@@ -227,7 +232,9 @@ pub async fn export(
     let tail = futures::stream::once(async move {
         match done_rx.await {
             Ok(Ok(())) => None,
-            Ok(Err(e)) => Some(Err(std::io::Error::other(format!("the export failed: {e}")))),
+            Ok(Err(e)) => Some(Err(std::io::Error::other(format!(
+                "the export failed: {e}"
+            )))),
             Err(_) => Some(Err(std::io::Error::other("the export stopped"))),
         }
     })
@@ -242,9 +249,15 @@ pub async fn export(
     if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{filename}\"")) {
         headers.insert(header::CONTENT_DISPOSITION, v);
     }
-    headers.insert(JOB_HEADER, HeaderValue::from_str(&job_id.to_string()).expect("a uuid"));
+    headers.insert(
+        JOB_HEADER,
+        HeaderValue::from_str(&job_id.to_string()).expect("a uuid"),
+    );
     headers.insert(ITEMS_HEADER, HeaderValue::from(item_count as u64));
-    headers.insert(BYTES_HEADER, HeaderValue::from(expected_bytes.max(0) as u64));
+    headers.insert(
+        BYTES_HEADER,
+        HeaderValue::from(expected_bytes.max(0) as u64),
+    );
     Ok(response)
 }
 

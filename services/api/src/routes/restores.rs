@@ -7,7 +7,9 @@
 //! refusal and outcome is audited with the items concerned.
 
 use arkiv_backup::restore::{Collision, RestoreMessage, RestoreRequest};
-use arkiv_db::entity::{connections, item_versions, protected_accounts, restore_items, restore_jobs};
+use arkiv_db::entity::{
+    connections, item_versions, protected_accounts, restore_items, restore_jobs,
+};
 use arkiv_db::sea_orm::entity::prelude::*;
 use arkiv_db::sea_orm::{ActiveValue::Set, DatabaseTransaction, QueryOrder, QuerySelect};
 use arkiv_domain::access::Action;
@@ -215,7 +217,14 @@ async fn plan(
                 ));
             }
             let versions = found.iter().map(|f| (f.version_id, f.item_id)).collect();
-            (account.tenant_id, account.id, workload, folder, Some(at), versions)
+            (
+                account.tenant_id,
+                account.id,
+                workload,
+                folder,
+                Some(at),
+                versions,
+            )
         }
     };
     let source = protected_accounts::Entity::find_by_id(source_account)
@@ -463,13 +472,15 @@ pub async fn get(
         target_ref: Option<String>,
         error: Option<String>,
     }
-    let items = <Row as sea_orm::FromQueryResult>::find_by_statement(arkiv_db::sea_orm::Statement::from_sql_and_values(
-        arkiv_db::sea_orm::DbBackend::Postgres,
-        "SELECT v.item_id, v.version, r.state, r.target_ref, r.error
+    let items = <Row as sea_orm::FromQueryResult>::find_by_statement(
+        arkiv_db::sea_orm::Statement::from_sql_and_values(
+            arkiv_db::sea_orm::DbBackend::Postgres,
+            "SELECT v.item_id, v.version, r.state, r.target_ref, r.error
            FROM restore_items r JOIN item_versions v ON v.id = r.version_id
           WHERE r.job_id = $1 ORDER BY r.seq LIMIT 1000",
-        [job.id.into()],
-    ))
+            [job.id.into()],
+        ),
+    )
     .all(&state.db)
     .await?;
     let target = target_of(&state, &job).await?;
@@ -517,7 +528,10 @@ pub async fn retry(
                 .map_err(ApiError::internal)?;
             restore_items::Entity::update_many()
                 .col_expr(restore_items::Column::State, Expr::value("pending"))
-                .col_expr(restore_items::Column::Error, Expr::value(Option::<String>::None))
+                .col_expr(
+                    restore_items::Column::Error,
+                    Expr::value(Option::<String>::None),
+                )
                 .filter(restore_items::Column::JobId.eq(job.id))
                 .filter(restore_items::Column::State.eq("failed"))
                 .exec(txn)
