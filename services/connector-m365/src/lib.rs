@@ -19,9 +19,8 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use arkiv_backup::jobs::{self, Settle};
-use arkiv_backup::request::{self, RunRequest};
-use arkiv_backup::restore::RestoreMessage;
+use arkiv_backup::jobs;
+use arkiv_backup::request;
 use arkiv_crypto::{MasterKey, TransportKey};
 use arkiv_domain::Provider;
 use arkiv_provider::m365::{AppCredentials, Endpoints};
@@ -29,8 +28,7 @@ use arkiv_queue::{Broker, WorkPublisher};
 use arkiv_runtime::{Deps, Needs, OpsServer, Settings, StartError};
 use arkiv_vault::keyring::KeyRing;
 use arkiv_vault::reader::Reader;
-use run::{Connector, RunError};
-use tokio::sync::watch;
+use run::Connector;
 
 pub const SERVICE: &str = "arkiv-connector-m365";
 
@@ -121,100 +119,22 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), StartError> {
-        let (stop_tx, stop_rx) = watch::channel(false);
         let (ops_stop_tx, ops_stop_rx) = tokio::sync::oneshot::channel::<()>();
         let ops = tokio::spawn(self.ops.serve(async move {
             let _ = ops_stop_rx.await;
         }));
-        let consuming = consume(
+        let served = jobs::serve_connector(
             self.connector.clone(),
-            self.broker.clone(),
-            self.queue.clone(),
-            stop_rx.clone(),
-        );
-        let restoring = consume_restores(
-            self.connector.clone(),
-            self.broker.clone(),
-            self.restores.clone(),
-            stop_rx,
-        );
-        let failed = tokio::select! {
-            _ = shutdown => None,
-            r = consuming => r.err(),
-            r = restoring => r.err(),
-        };
-        let _ = stop_tx.send(true);
+            &self.broker,
+            &self.queue,
+            &self.restores,
+            self.connector.settings.max_concurrent_runs,
+            shutdown,
+        )
+        .await;
         let _ = ops_stop_tx.send(());
         ops.await
             .map_err(|e| StartError::Other(format!("the ops server panicked: {e}")))??;
-        match failed {
-            Some(e) => Err(StartError::Other(format!("the connector stopped: {e}"))),
-            None => Ok(()),
-        }
+        served.map_err(|e| StartError::Other(format!("the connector stopped: {e}")))
     }
-}
-
-/// Take run requests and carry each out in its own task, at most
-/// `max_concurrent_runs` at once (the consumer's prefetch).
-async fn consume(
-    connector: Arc<Connector>,
-    broker: Arc<Broker>,
-    queue: String,
-    stop: watch::Receiver<bool>,
-) -> Result<(), arkiv_queue::QueueError> {
-    let prefetch = connector.settings.max_concurrent_runs.max(1);
-    jobs::serve(&broker, &queue, prefetch, move |data| {
-        let (connector, stop) = (connector.clone(), stop.clone());
-        async move {
-            let request = match RunRequest::parse(&data) {
-                Ok(r) => r,
-                Err(reason) => {
-                    tracing::error!(%reason, "dropping a malformed run request");
-                    return Settle::Ack;
-                }
-            };
-            match connector.carry_out(&request, stop).await {
-                Ok(()) => Settle::Ack,
-                Err(RunError::Stopped) => Settle::Requeue,
-                Err(e) => {
-                    tracing::error!(run = %request.run_id, error = %e, "run could not be carried out; retrying later");
-                    Settle::RetryLater
-                }
-            }
-        }
-    })
-    .await
-}
-
-/// Take restore jobs and carry each out in its own task, a few at once.
-async fn consume_restores(
-    connector: Arc<Connector>,
-    broker: Arc<Broker>,
-    queue: String,
-    stop: watch::Receiver<bool>,
-) -> Result<(), arkiv_queue::QueueError> {
-    jobs::serve(&broker, &queue, 4, move |data| {
-        let (connector, mut stop) = (connector.clone(), stop.clone());
-        async move {
-            let message = match RestoreMessage::parse(&data) {
-                Ok(m) => m,
-                Err(reason) => {
-                    tracing::error!(%reason, "dropping a malformed restore message");
-                    return Settle::Ack;
-                }
-            };
-            tokio::select! {
-                r = connector.restore(message.job_id) => match r {
-                    Ok(()) => Settle::Ack,
-                    Err(e) => {
-                        tracing::error!(job = %message.job_id, error = %e, "restore job could not be carried out; retrying later");
-                        Settle::RetryLater
-                    }
-                },
-                // Stopping: left for the next instance.
-                _ = stop.wait_for(|s| *s) => Settle::Requeue,
-            }
-        }
-    })
-    .await
 }

@@ -6,27 +6,25 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use arkiv_backup::lease::Lease;
 use arkiv_backup::record::{RunErrorEntry, RunRecord};
 use arkiv_backup::request::RunRequest;
 use arkiv_backup::restore::RestoreError;
-use arkiv_backup::sink::PageSink;
-use arkiv_backup::{cursor, BackupError};
+use arkiv_backup::run::{Backup, RunError, Runner, Walked};
 use arkiv_config::ConnectorSettings;
 use arkiv_crypto::{BlindIndexKey, ServiceKey};
 use arkiv_db::accounts::{AccountKeys, SourceUser};
 use arkiv_db::entity::{connections, protected_accounts, tenants};
 use arkiv_db::sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
-use arkiv_domain::{Provider, Region, Workload};
+use arkiv_domain::{Provider, Workload};
 use arkiv_provider::m365::{AppCredentials, Endpoints};
 use arkiv_provider::secrets::ConnectionSecrets;
-use arkiv_queue::{ItemKey, WorkPublisher};
+use arkiv_queue::WorkPublisher;
 use futures::stream::FuturesUnordered;
 use futures::StreamExt;
 use tokio::sync::watch;
 
 use crate::graph::{Graph, GraphError, Limits};
-use crate::walk::{Account, PendingSweep, RunScope, WalkError};
+use crate::walk::{Account, RunScope, WalkError};
 
 /// Everything a connector instance shares between its runs.
 #[derive(Debug)]
@@ -46,118 +44,24 @@ pub struct Connector {
     pub instance: String,
 }
 
-/// Why a run could not even be attempted.
-#[derive(Debug, thiserror::Error)]
-pub enum RunError {
-    #[error(transparent)]
-    Backup(#[from] BackupError),
-    #[error("database: {0}")]
-    Db(#[from] arkiv_db::sea_orm::DbErr),
-    #[error("stopping")]
-    Stopped,
-}
-
 impl Connector {
     /// Carry out a requested run to its end (or until `stop`). A run
     /// another instance started and abandoned is resumed from its cursors.
     pub async fn carry_out(
         &self,
         request: &RunRequest,
-        mut stop: watch::Receiver<bool>,
+        stop: watch::Receiver<bool>,
     ) -> Result<(), RunError> {
-        let ttl = Duration::from_secs(self.settings.lease_ttl_secs.max(3));
-        let lease = loop {
-            if let Some(lease) =
-                Lease::try_acquire(&self.db, request.connection_id, &self.instance, ttl).await?
-            {
-                break lease;
-            }
-            tracing::info!(connection = %request.connection_id, "connection leased elsewhere; waiting");
-            tokio::select! {
-                _ = tokio::time::sleep(ttl / 4) => {}
-                _ = stop.wait_for(|s| *s) => return Err(RunError::Stopped),
-            }
-        };
-        let Some(record) = RunRecord::start(&self.db, request.run_id, &self.instance).await? else {
-            tracing::info!(run = %request.run_id, "run already finished");
-            lease.release().await?;
-            return Ok(());
-        };
-        let record = Arc::new(record);
-        tracing::info!(run = %record.run_id, connection = %record.connection_id, "run started");
-
-        // Renew the lease while working; losing it stops the run.
-        let (lost_tx, mut lost) = watch::channel(false);
-        let renewer = {
-            let lease = lease.clone();
-            tokio::spawn(async move {
-                loop {
-                    tokio::time::sleep(lease.ttl / 3).await;
-                    if !matches!(lease.renew().await, Ok(true)) {
-                        let _ = lost_tx.send(true);
-                        return;
-                    }
-                }
-            })
-        };
-        let outcome = tokio::select! {
-            r = self.backup(&record) => r,
-            _ = stop.wait_for(|s| *s) => {
-                renewer.abort();
-                return Err(RunError::Stopped);
-            }
-            _ = lost.wait_for(|l| *l) => {
-                tracing::warn!(run = %record.run_id, "lease lost; another instance carries on");
-                return Err(RunError::Stopped);
-            }
-        };
-        renewer.abort();
-        let fatal = match outcome {
-            Ok(walked) => {
-                let timeout = Duration::from_secs(self.settings.settle_timeout_secs);
-                let mut settled = record.wait_settled(timeout).await?;
-                // Sweeps judge what the run saw, so they wait until all of
-                // it is stored; a sweep not sent now is sent by a later run
-                // (a gone folder keeps its cursor until swept).
-                if settled && !walked.sweeps.is_empty() {
-                    self.sweep(&record, &walked).await?;
-                    settled = record.wait_settled(timeout).await?;
-                    if settled {
-                        for gone in walked.sweeps.iter().filter(|s| !s.resynced) {
-                            if let Some(container) = &gone.container {
-                                cursor::clear(&self.db, gone.account, gone.workload, container)
-                                    .await?;
-                            }
-                        }
-                    }
-                }
-                if !settled {
-                    record
-                        .error(RunErrorEntry {
-                            code: "notYetStored".into(),
-                            message: format!(
-                                "the worker had not stored every item {}s after the last was published; \
-                                 they are safe in the queue and will be stored",
-                                timeout.as_secs()
-                            ),
-                            ..RunErrorEntry::default()
-                        })
-                        .await?;
-                }
-                None
-            }
-            Err(reason) => Some(reason),
-        };
-        let result = record.finish(fatal).await?;
-        tracing::info!(
-            run = %record.run_id,
-            outcome = result.as_str(),
-            items = record.items(),
-            errors = record.errors(),
-            "run finished"
-        );
-        lease.release().await?;
-        Ok(())
+        Runner {
+            db: &self.db,
+            publisher: &self.publisher,
+            provider: Provider::M365,
+            instance: &self.instance,
+            lease_ttl: Duration::from_secs(self.settings.lease_ttl_secs),
+            settle_timeout: Duration::from_secs(self.settings.settle_timeout_secs),
+        }
+        .carry_out(request, stop, self)
+        .await
     }
 
     /// A Graph client for an active connection, with its own app
@@ -247,28 +151,6 @@ impl Connector {
         )
         .await?;
         Ok(())
-    }
-
-    /// Publish the run's sweeps and wait for their confirms.
-    async fn sweep(&self, record: &Arc<RunRecord>, walked: &Walked) -> Result<(), BackupError> {
-        let mut sink = PageSink::new(
-            self.publisher.clone(),
-            walked.region.clone(),
-            record.clone(),
-        );
-        for s in &walked.sweeps {
-            let account = ItemKey {
-                tenant_id: record.tenant_id,
-                connection_id: record.connection_id,
-                account_id: s.account,
-                provider: Provider::M365,
-                workload: s.workload,
-                source_id: String::new(),
-            };
-            sink.sweep(&account, s.container.clone(), s.resynced)
-                .await?;
-        }
-        sink.commit().await
     }
 
     /// The run's work; `Err` is why it failed as a whole.
@@ -363,10 +245,20 @@ impl Connector {
     }
 }
 
-/// What a run's walk leaves to do once its items are stored.
-struct Walked {
-    region: Region,
-    sweeps: Vec<PendingSweep>,
+impl Backup for Connector {
+    async fn walk(&self, record: &Arc<RunRecord>) -> Result<Walked, String> {
+        self.backup(record).await
+    }
+}
+
+impl arkiv_backup::jobs::Connector for Connector {
+    async fn run(&self, request: RunRequest, stop: watch::Receiver<bool>) -> Result<(), RunError> {
+        self.carry_out(&request, stop).await
+    }
+
+    async fn restore(&self, job: uuid::Uuid) -> Result<(), RestoreError> {
+        Connector::restore(self, job).await
+    }
 }
 
 /// One account's three workloads, side by side. A workload Graph refuses

@@ -9,6 +9,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use arkiv_backup::record::RunErrorEntry;
+use arkiv_backup::run::PendingSweep;
 use arkiv_backup::sink::PageSink;
 use arkiv_backup::{cursor, BackupError};
 use arkiv_domain::{Provider, Region, Workload};
@@ -43,20 +44,6 @@ pub struct RunScope {
     pub calendar_future_days: u32,
     /// Containers to sweep once the run's items are stored.
     pub sweeps: Arc<Mutex<Vec<PendingSweep>>>,
-}
-
-/// Deletions no delta reports one by one, to be sent as a
-/// [`arkiv_queue::WorkItem::Sweep`] once every item of the run is stored.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PendingSweep {
-    pub account: Uuid,
-    pub workload: Workload,
-    /// A mail folder; `None` for the whole workload (OneDrive).
-    pub container: Option<String>,
-    /// The container was listed again in full (its cursor had expired):
-    /// what this run saw stays. Otherwise the container is gone, and its
-    /// cursor goes once it is swept.
-    pub resynced: bool,
 }
 
 impl std::fmt::Debug for RunScope {
@@ -232,11 +219,14 @@ impl RunScope {
         container: Option<String>,
         resynced: bool,
     ) {
+        // A gone folder's cursor goes once its sweep is stored.
+        let clear_cursor = if resynced { None } else { container.clone() };
         self.sweeps.lock().expect("sweeps lock").push(PendingSweep {
             account: account.id,
             workload,
             container,
             resynced,
+            clear_cursor,
         });
     }
 

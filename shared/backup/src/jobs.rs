@@ -90,3 +90,115 @@ where
         });
     }
 }
+
+/// What a connector does with the jobs it takes.
+pub trait Connector: Send + Sync + 'static {
+    /// Carry out a backup run to its end, or until `stop`.
+    fn run(
+        &self,
+        request: crate::request::RunRequest,
+        stop: tokio::sync::watch::Receiver<bool>,
+    ) -> impl Future<Output = Result<(), crate::run::RunError>> + Send;
+
+    /// Carry out a restore job; `Err` only when our side fails.
+    fn restore(
+        &self,
+        job: uuid::Uuid,
+    ) -> impl Future<Output = Result<(), crate::restore::RestoreError>> + Send;
+}
+
+/// Take run requests from `queue` and carry each out in its own task, at
+/// most `prefetch` at once.
+pub async fn serve_runs<C: Connector>(
+    connector: std::sync::Arc<C>,
+    broker: &Broker,
+    queue: &str,
+    prefetch: u16,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> Result<(), QueueError> {
+    serve(broker, queue, prefetch, move |data| {
+        let (connector, stop) = (connector.clone(), stop.clone());
+        async move {
+            let request = match crate::request::RunRequest::parse(&data) {
+                Ok(r) => r,
+                Err(reason) => {
+                    tracing::error!(%reason, "dropping a malformed run request");
+                    return Settle::Ack;
+                }
+            };
+            let run_id = request.run_id;
+            match connector.run(request, stop).await {
+                Ok(()) => Settle::Ack,
+                Err(crate::run::RunError::Stopped) => Settle::Requeue,
+                Err(e) => {
+                    tracing::error!(run = %run_id, error = %e, "run could not be carried out; retrying later");
+                    Settle::RetryLater
+                }
+            }
+        }
+    })
+    .await
+}
+
+/// Take restore jobs from `queue` and carry each out in its own task, a
+/// few at once; a job in hand when `stop` comes is left for the next
+/// instance.
+pub async fn serve_restores<C: Connector>(
+    connector: std::sync::Arc<C>,
+    broker: &Broker,
+    queue: &str,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> Result<(), QueueError> {
+    serve(broker, queue, 4, move |data| {
+        let (connector, mut stop) = (connector.clone(), stop.clone());
+        async move {
+            let message = match crate::restore::RestoreMessage::parse(&data) {
+                Ok(m) => m,
+                Err(reason) => {
+                    tracing::error!(%reason, "dropping a malformed restore message");
+                    return Settle::Ack;
+                }
+            };
+            tokio::select! {
+                r = connector.restore(message.job_id) => match r {
+                    Ok(()) => Settle::Ack,
+                    Err(e) => {
+                        tracing::error!(job = %message.job_id, error = %e, "restore job could not be carried out; retrying later");
+                        Settle::RetryLater
+                    }
+                },
+                _ = stop.wait_for(|s| *s) => Settle::Requeue,
+            }
+        }
+    })
+    .await
+}
+
+/// Serve a connector's run requests and restore jobs until `shutdown`
+/// (jobs in hand are then left for the next instance) or until the broker
+/// fails (the error).
+pub async fn serve_connector<C: Connector>(
+    connector: std::sync::Arc<C>,
+    broker: &Broker,
+    runs: &str,
+    restores: &str,
+    max_concurrent_runs: u16,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), QueueError> {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let running = serve_runs(
+        connector.clone(),
+        broker,
+        runs,
+        max_concurrent_runs.max(1),
+        stop_rx.clone(),
+    );
+    let restoring = serve_restores(connector, broker, restores, stop_rx);
+    let result = tokio::select! {
+        _ = shutdown => Ok(()),
+        r = running => r,
+        r = restoring => r,
+    };
+    let _ = stop_tx.send(true);
+    result
+}

@@ -8,6 +8,8 @@
 //!   time; a crashed instance's lease expires and another takes over.
 //! - [`cursor`]: delta links, history ids and page tokens per account,
 //!   workload and scope, stored only after their page is confirmed.
+//! - [`run`]: carrying out a run whatever the provider: lease, walk
+//!   (through the provider's [`run::Backup`]), settle, sweep, finish.
 //! - [`record`]: a run's state and counters in `runs`, its errors in
 //!   `run_errors`, and waiting until the worker has settled its items.
 //! - [`sink`]: publishing a page of work items with confirms, counted
@@ -21,6 +23,7 @@ pub mod lease;
 pub mod record;
 pub mod request;
 pub mod restore;
+pub mod run;
 pub mod sink;
 
 #[derive(Debug, thiserror::Error)]

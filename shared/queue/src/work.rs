@@ -56,6 +56,15 @@ pub struct Metadata {
     /// Mail: whether the message was read (restored as it was).
     #[serde(default)]
     pub read: Option<bool>,
+    /// The provider's id of what the item sits in, where restore needs it
+    /// and the path does not say: a Google calendar, a shared drive. Left
+    /// out of the encoding when absent, so versions written before it
+    /// existed compare equal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_id: Option<String>,
+    /// Gmail: the message's thread, kept on restore.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thread_id: Option<String>,
 }
 
 /// Where a change was seen: the backup run that saw it (the worker counts
