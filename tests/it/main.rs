@@ -6,6 +6,7 @@ mod audit;
 mod backup;
 mod config;
 mod deploy;
+mod google;
 mod migrations;
 mod pipeline;
 mod queue;

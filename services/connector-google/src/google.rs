@@ -380,9 +380,18 @@ mod tests {
 
     #[test]
     fn each_api_says_its_cursor_expired_in_its_own_way() {
-        assert!(status(404, "notFound", None).is_expired_cursor(), "Gmail history");
-        assert!(status(400, "invalid", Some("pageToken")).is_expired_cursor(), "Drive");
-        assert!(status(410, "fullSyncRequired", None).is_expired_cursor(), "Calendar");
+        assert!(
+            status(404, "notFound", None).is_expired_cursor(),
+            "Gmail history"
+        );
+        assert!(
+            status(400, "invalid", Some("pageToken")).is_expired_cursor(),
+            "Drive"
+        );
+        assert!(
+            status(410, "fullSyncRequired", None).is_expired_cursor(),
+            "Calendar"
+        );
         assert!(!status(400, "invalid", Some("q")).is_expired_cursor());
         assert!(!status(403, "userRateLimitExceeded", None).is_expired_cursor());
     }

@@ -152,7 +152,10 @@ impl DriveScope {
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Position {
     /// A full listing; `at` is where changes are followed from after it.
-    Listing { at: String, page: Option<String> },
+    Listing {
+        at: String,
+        page: Option<String>,
+    },
     Changes(String),
 }
 
@@ -165,12 +168,15 @@ impl Position {
                 page: (!page.is_empty()).then(|| page.to_owned()),
             });
         }
-        s.strip_prefix("at:").map(|p| Position::Changes(p.to_owned()))
+        s.strip_prefix("at:")
+            .map(|p| Position::Changes(p.to_owned()))
     }
 
     fn encode(&self) -> String {
         match self {
-            Position::Listing { at, page } => format!("full:{at}:{}", page.as_deref().unwrap_or("")),
+            Position::Listing { at, page } => {
+                format!("full:{at}:{}", page.as_deref().unwrap_or(""))
+            }
             Position::Changes(p) => format!("at:{p}"),
         }
     }
@@ -623,7 +629,10 @@ impl RunScope {
         let mut folders = Folders::default();
         match stored.as_deref().and_then(Position::parse) {
             Some(Position::Changes(token)) => {
-                match self.drive_changes(account, &scope, &token, &mut folders).await {
+                match self
+                    .drive_changes(account, &scope, &token, &mut folders)
+                    .await
+                {
                     Err(WalkError::Google(e)) if e.is_expired_cursor() => {
                         tracing::info!(account = %account.id, "Drive page token expired; listing again");
                         cursor::clear(&self.db, account.id, Workload::Drive, &scope.cursor())
@@ -640,7 +649,10 @@ impl RunScope {
                 self.drive_listing(account, &scope, Some(listing), &mut folders)
                     .await
             }
-            None => self.drive_listing(account, &scope, None, &mut folders).await,
+            None => {
+                self.drive_listing(account, &scope, None, &mut folders)
+                    .await
+            }
         }
     }
 
@@ -654,7 +666,11 @@ impl RunScope {
         let user = account.email.as_str();
         let params = scope.params();
         let pairs = |extra: &[(&'static str, String)]| -> Vec<(&'static str, String)> {
-            params.iter().cloned().chain(extra.iter().cloned()).collect()
+            params
+                .iter()
+                .cloned()
+                .chain(extra.iter().cloned())
+                .collect()
         };
         let (at, mut page) = match resume {
             Some(Position::Listing { at, page }) => (at, page),
@@ -671,7 +687,10 @@ impl RunScope {
                     .google
                     .get_json(user, "drive/v3/changes/startPageToken", &q)
                     .await?;
-                let at = token["startPageToken"].as_str().unwrap_or_default().to_owned();
+                let at = token["startPageToken"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned();
                 (at, None)
             }
         };
@@ -974,7 +993,11 @@ impl RunScope {
     async fn calendar_scope(&self, account: &Account, calendar: &str) -> Result<(), WalkError> {
         let stored = cursor::get(&self.db, account.id, Workload::Calendar, calendar).await?;
         let result = self
-            .calendar_events(account, calendar, stored.as_deref().and_then(Position::parse))
+            .calendar_events(
+                account,
+                calendar,
+                stored.as_deref().and_then(Position::parse),
+            )
             .await;
         match result {
             Err(WalkError::Google(e)) if e.is_expired_cursor() => {
@@ -1051,8 +1074,7 @@ impl RunScope {
                     return Err(GoogleError::Status {
                         status: 200,
                         reason: "malformedResponse".into(),
-                        message: "an events page with neither a next page nor a sync token"
-                            .into(),
+                        message: "an events page with neither a next page nor a sync token".into(),
                         location: None,
                     }
                     .into())

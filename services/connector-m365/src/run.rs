@@ -113,25 +113,7 @@ impl Connector {
     /// connection is gone or broken) is failed with the reason; `Err` only
     /// when our side fails (the database), for a later retry.
     pub async fn restore(&self, job_id: uuid::Uuid) -> Result<(), RestoreError> {
-        #[derive(Debug, sea_orm::FromQueryResult)]
-        struct Row {
-            connection_id: Option<uuid::Uuid>,
-        }
-        let row = <Row as sea_orm::FromQueryResult>::find_by_statement(
-            sea_orm::Statement::from_sql_and_values(
-                sea_orm::DbBackend::Postgres,
-                "SELECT connection_id FROM restore_jobs WHERE id = $1",
-                [job_id.into()],
-            ),
-        )
-        .one(&self.db)
-        .await?;
-        let Some(connection_id) = row.and_then(|r| r.connection_id) else {
-            return Ok(());
-        };
-        let connection = connections::Entity::find_by_id(connection_id)
-            .one(&self.db)
-            .await?;
+        let connection = arkiv_backup::restore::connection_of(&self.db, job_id).await?;
         let graph = match connection.as_ref().map(|c| self.graph(c, None)) {
             Some(Ok(g)) => Arc::new(g),
             Some(Err(why)) => {

@@ -77,3 +77,22 @@ pub async fn clear(
     .await?;
     Ok(())
 }
+
+/// Which of `accounts` hold a cursor for `scope` of a workload (who walked
+/// a shared drive before, say).
+pub async fn holders(
+    db: &DatabaseConnection,
+    accounts: Vec<Uuid>,
+    workload: Workload,
+    scope: &str,
+) -> Result<std::collections::HashSet<Uuid>, DbErr> {
+    db.query_all(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "SELECT account_id FROM cursors WHERE account_id = ANY($1) AND workload = $2 AND scope = $3",
+        [accounts.into(), workload.as_str().into(), scope.into()],
+    ))
+    .await?
+    .into_iter()
+    .map(|r| r.try_get_by_index::<Uuid>(0))
+    .collect()
+}

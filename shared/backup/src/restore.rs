@@ -155,8 +155,10 @@ pub struct Job {
     pub created_at: DateTime<Utc>,
     pub request: RestoreRequest,
     /// The target account's id at the provider (a Graph user id, a Google
-    /// user's address).
+    /// user's numeric id).
     pub target_external_id: String,
+    /// The target account's address (Google acts as a user by address).
+    pub target_email: String,
 }
 
 /// One version to write back.
@@ -269,8 +271,10 @@ pub async fn carry_out(
         return Ok(false);
     }
     let request = RestoreRequest::open(service, row.id, &row.request_sealed)?;
-    let external_id = target_external_id(db, request.target_account).await?;
-    let (Some(connection_id), Some(target_external_id)) = (row.connection_id, external_id) else {
+    let account = target_account(db, service, request.target_account).await?;
+    let (Some(connection_id), Some((target_external_id, target_email))) =
+        (row.connection_id, account)
+    else {
         let why = "the target account or its connection is gone: nothing was restored";
         finish(db, row.id, row.tenant_id, actor, Some(why.into())).await?;
         return Ok(true);
@@ -282,6 +286,7 @@ pub async fn carry_out(
         created_at: row.created_at,
         request,
         target_external_id,
+        target_email,
     };
     exec(
         db,
@@ -348,6 +353,33 @@ pub async fn carry_out(
     Ok(true)
 }
 
+/// The connection a job restores through, if the job and it exist.
+pub async fn connection_of(
+    db: &DatabaseConnection,
+    job: Uuid,
+) -> Result<Option<arkiv_db::entity::connections::Model>, DbErr> {
+    use sea_orm::EntityTrait;
+    #[derive(FromQueryResult)]
+    struct Row {
+        connection_id: Option<Uuid>,
+    }
+    let row = Row::find_by_statement(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "SELECT connection_id FROM restore_jobs WHERE id = $1",
+        [job.into()],
+    ))
+    .one(db)
+    .await?;
+    match row.and_then(|r| r.connection_id) {
+        Some(id) => {
+            arkiv_db::entity::connections::Entity::find_by_id(id)
+                .one(db)
+                .await
+        }
+        None => Ok(None),
+    }
+}
+
 /// Fail a job that cannot be started (its connection is broken), with the
 /// reason; nothing was written.
 pub async fn refuse(
@@ -400,22 +432,33 @@ async fn restore_one(
     Ok(target.restore(job, ctx, &item).await)
 }
 
-async fn target_external_id(
+/// The target account's provider id and address (opened with the
+/// service key, as `arkiv_db::accounts` seals it).
+async fn target_account(
     db: &DatabaseConnection,
+    service: &ServiceKey,
     account: Uuid,
-) -> Result<Option<String>, DbErr> {
+) -> Result<Option<(String, String)>, DbErr> {
     #[derive(FromQueryResult)]
     struct Row {
         external_id: String,
+        email_sealed: Vec<u8>,
     }
-    Ok(Row::find_by_statement(Statement::from_sql_and_values(
+    let row = Row::find_by_statement(Statement::from_sql_and_values(
         DbBackend::Postgres,
-        "SELECT external_id FROM protected_accounts WHERE id = $1",
+        "SELECT external_id, email_sealed FROM protected_accounts WHERE id = $1",
         [account.into()],
     ))
     .one(db)
-    .await?
-    .map(|r| r.external_id))
+    .await?;
+    Ok(row.map(|r| {
+        let email = service
+            .open(&r.email_sealed, account.as_bytes())
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .unwrap_or_default();
+        (r.external_id, email)
+    }))
 }
 
 async fn exec(

@@ -413,8 +413,8 @@ impl Default for M365Settings {
     }
 }
 
-/// `[m365.backup]` (and later `[google.backup]`): how a connector carries
-/// out backup runs.
+/// `[m365.backup]` and `[google.backup]`: how a connector carries out
+/// backup runs.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ConnectorSettings {
@@ -484,6 +484,9 @@ pub struct GoogleSettings {
     /// The service account key (JSON) used for domain-wide delegation.
     #[serde(default)]
     pub service_account_file: Option<PathBuf>,
+    /// How backup runs are carried out (`mailbox_concurrency` is per user).
+    #[serde(default)]
+    pub backup: ConnectorSettings,
 }
 
 impl Default for GoogleSettings {
@@ -492,6 +495,7 @@ impl Default for GoogleSettings {
             listen: default_google_listen(),
             api_root_url: default_google_api_root(),
             service_account_file: None,
+            backup: ConnectorSettings::default(),
         }
     }
 }

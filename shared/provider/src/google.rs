@@ -154,17 +154,27 @@ pub async fn list_users(
         if status != 200 {
             return Err(classify(status, &body, None));
         }
-        for u in body["users"].as_array().into_iter().flatten() {
-            if let (Some(id), Some(email)) = (u["id"].as_str(), u["primaryEmail"].as_str()) {
-                users.push(DirectoryUser {
-                    id: id.to_owned(),
-                    email: email.to_lowercase(),
-                });
-            }
-        }
-        match body["nextPageToken"].as_str() {
-            Some(t) => page_token = Some(t.to_owned()),
+        let (listed, next) = users_page(&body);
+        users.extend(listed);
+        match next {
+            Some(t) => page_token = Some(t),
             None => return Ok(users),
         }
     }
+}
+
+/// One page of the Directory's `users.list`: its users and the next page.
+pub fn users_page(body: &Value) -> (Vec<DirectoryUser>, Option<String>) {
+    let users = body["users"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|u| {
+            Some(DirectoryUser {
+                id: u["id"].as_str()?.to_owned(),
+                email: u["primaryEmail"].as_str()?.to_lowercase(),
+            })
+        })
+        .collect();
+    (users, body["nextPageToken"].as_str().map(str::to_owned))
 }

@@ -377,11 +377,25 @@ fn insert(ctx: &GCtx, cal: &str, import: bool) -> Result<Response, Response> {
     let key = calendar_key(u, cal).ok_or_else(not_found)?;
     let c = u.calendars.get_mut(&key).expect("found above");
     let now = Utc::now();
-    // Import of a known iCalUID updates that event instead of adding one.
+    // Import of a known iCalUID updates that event instead of adding one:
+    // the series (or single event) itself, or, for an exception (which
+    // shares its series' iCalUID), the instance at the same original start.
+    let original_start = body
+        .get("originalStartTime")
+        .and_then(event_time)
+        .map(|(t, _)| t);
+    let is_exception = body["recurringEventId"].is_string();
     let existing = if import {
         c.events
             .values()
-            .find(|e| Some(&e.ical_uid) == ical.as_ref() && e.recurring_event_id.is_none())
+            .find(|e| {
+                Some(&e.ical_uid) == ical.as_ref()
+                    && if is_exception {
+                        e.recurring_event_id.is_some() && e.original_start == original_start
+                    } else {
+                        e.recurring_event_id.is_none()
+                    }
+            })
             .map(|e| e.id.clone())
     } else {
         None
@@ -420,10 +434,7 @@ fn insert(ctx: &GCtx, cal: &str, import: bool) -> Result<Response, Response> {
             })
             .unwrap_or_default(),
         recurring_event_id: body["recurringEventId"].as_str().map(str::to_owned),
-        original_start: body
-            .get("originalStartTime")
-            .and_then(event_time)
-            .map(|(t, _)| t),
+        original_start,
         organizer: subject.clone(),
         attendees: body["attendees"]
             .as_array()
