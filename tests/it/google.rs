@@ -583,8 +583,14 @@ async fn google_workspace_full_and_incremental_backups_hold_exactly_the_source()
     assert_eq!(third["status"], "succeeded", "{third}");
     // Added message, relabelled message, edited file, edited event.
     assert_eq!(third["new_versions"], 4, "{third}");
-    assert!(stack.version("mail", deleted).await.unwrap().1, "deleted at source");
-    assert!(stack.version("drive", &gone).await.unwrap().1, "deleted file");
+    assert!(
+        stack.version("mail", deleted).await.unwrap().1,
+        "deleted at source"
+    );
+    assert!(
+        stack.version("drive", &gone).await.unwrap().1,
+        "deleted file"
+    );
     assert_eq!(stack.stored("drive", &edited).await, b"edited between runs");
     let stored: Value = serde_json::from_slice(
         &stack
@@ -595,4 +601,458 @@ async fn google_workspace_full_and_incremental_backups_hold_exactly_the_source()
     assert_eq!(stored["summary"], "Moved to Thursday");
     arkiv_tests::seed::assert_refcounts_exact(&stack.api.db.conn).await;
     let _ = &stack.store;
+}
+
+/// Expired history ids, page tokens and sync tokens: everything is listed
+/// again with no new version, and what went while they were expired is
+/// marked deleted; rate-limit storms and 5xx bursts are waited out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_cursors_rate_limits_and_server_errors_do_not_break_a_google_run() {
+    let mut stack = GStack::start(SimConfig::tiny(), |_| {}).await;
+    stack.run_services().await;
+    let first = stack.backup().await;
+    assert_eq!(first["status"], "partially_failed", "{first}");
+    let versions = stack.count("SELECT count(*) FROM item_versions").await;
+    let deleted = "SELECT count(*) FROM items WHERE deleted_at_source IS NOT NULL";
+    assert_eq!(stack.count(deleted).await, 0);
+
+    // While the cursors expire, a message, a file and an event go.
+    let user = stack.users()[1].clone();
+    let src = source(&stack, &user).await;
+    let message = src.messages[0].clone();
+    let file = src
+        .files
+        .iter()
+        .find(|(_, m)| !m.starts_with("application/vnd.google-apps."))
+        .unwrap()
+        .0
+        .clone();
+    let (cal, event) = src
+        .events
+        .iter()
+        .find(|(_, e)| e.get("recurrence").is_none() && e.get("recurringEventId").is_none())
+        .cloned()
+        .unwrap();
+    stack
+        .call(
+            &user,
+            reqwest::Method::DELETE,
+            &format!("gmail/v1/users/me/messages/{message}"),
+            None,
+        )
+        .await;
+    stack
+        .call(
+            &user,
+            reqwest::Method::DELETE,
+            &format!("drive/v3/files/{file}"),
+            None,
+        )
+        .await;
+    stack
+        .call(
+            &user,
+            reqwest::Method::DELETE,
+            &format!(
+                "calendar/v3/calendars/{}/events/{}",
+                url::form_urlencoded::byte_serialize(cal.as_bytes()).collect::<String>(),
+                event["id"].as_str().unwrap()
+            ),
+            None,
+        )
+        .await;
+    stack.sim_post("/_sim/expire-cursors", json!({})).await;
+    let resync = stack.backup().await;
+    assert_eq!(resync["new_versions"], 0, "{resync}");
+    assert_eq!(
+        stack.count("SELECT count(*) FROM item_versions").await,
+        versions
+    );
+    for (workload, id) in [
+        ("mail", message.as_str()),
+        ("drive", file.as_str()),
+        ("calendar", event["id"].as_str().unwrap()),
+    ] {
+        assert!(
+            stack.version(workload, id).await.unwrap().1,
+            "{workload} item {id} is marked deleted at source"
+        );
+    }
+    assert_eq!(
+        stack.count(deleted).await,
+        3,
+        "nothing else is marked deleted"
+    );
+
+    // Rate limits: a burst of 429s (on the first requests: the directory,
+    // one after the other, so the backoff grows: about 1 + 2 + 4 + 8 s),
+    // and a per-user budget (403 userRateLimitExceeded) while a message
+    // arrives.
+    stack
+        .sim_post(
+            "/_sim/faults",
+            json!({ "throttle_burst": 4, "user_budget": { "requests": 8, "window_ms": 1000 } }),
+        )
+        .await;
+    stack
+        .sim_post(
+            "/_sim/google/deliver",
+            json!({ "domain": stack.domain, "user": user, "from": "storm@example.test",
+                    "subject": "During the storm" }),
+        )
+        .await;
+    let stormy = stack.backup().await;
+    assert_eq!(stormy["status"], "succeeded", "{stormy}");
+    assert_eq!(stormy["new_versions"], 1, "{stormy}");
+    assert!(stormy["throttled_ms"].as_i64().unwrap() > 0, "{stormy}");
+    let stats = stack.stats().await;
+    assert!(stats["throttled"].as_u64().unwrap() >= 4, "{stats}");
+
+    // 503 bursts.
+    stack
+        .sim_post(
+            "/_sim/faults",
+            json!({ "throttle_burst": 0, "user_budget": null, "error_rate": 0.15 }),
+        )
+        .await;
+    let flaky = stack.backup().await;
+    stack
+        .sim_post("/_sim/faults", json!({ "error_rate": 0.0 }))
+        .await;
+    assert_eq!(flaky["status"], "succeeded", "{flaky}");
+    assert_eq!(flaky["new_versions"], 0, "{flaky}");
+}
+
+async fn cli(stack: &GStack, args: &[&str]) -> Value {
+    let (url, token) = (stack.api.url.clone(), stack.org.tenant_admin.clone());
+    let all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = all.iter().map(String::as_str).collect();
+        crate::stack::arkiv(&url, &token, &args)
+    })
+    .await
+    .unwrap()
+    .unwrap_or_else(|e| panic!("arkiv {args:?}: {e}"))
+}
+
+/// A deleted Gmail message (its labels and date kept), a file of a shared
+/// drive and a cancelled event are found in the backup and restored,
+/// checked through the Google APIs; the exports parse.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleted_gmail_shared_drive_files_and_cancelled_events_come_back() {
+    let mut stack = GStack::start(SimConfig::tiny(), |_| {}).await;
+    stack.run_services().await;
+    let tenant = stack.org.tenant.clone();
+    let user = stack.users()[1].clone();
+
+    // A message with a user label of its own.
+    let labels = stack.get(&user, "gmail/v1/users/me/labels").await;
+    let projects = labels["labels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["type"] == "user")
+        .expect("a user label")
+        .clone();
+    let src = source(&stack, &user).await;
+    let id = src.messages[0].clone();
+    stack
+        .json(
+            &user,
+            reqwest::Method::POST,
+            &format!("gmail/v1/users/me/messages/{id}/modify"),
+            Some(json!({ "addLabelIds": [projects["id"]] })),
+        )
+        .await;
+    let message = stack
+        .get(
+            &user,
+            &format!("gmail/v1/users/me/messages/{id}?format=raw"),
+        )
+        .await;
+    let raw = raw_of(&message);
+    let subject = mail_parser::MessageParser::default()
+        .parse(&raw)
+        .unwrap()
+        .subject()
+        .unwrap()
+        .to_owned();
+    let message_id = mail_parser::MessageParser::default()
+        .parse(&raw)
+        .unwrap()
+        .message_id()
+        .unwrap()
+        .to_owned();
+    // A shared drive's file, and an event.
+    let drives = stack
+        .get(&stack.admin, "drive/v3/drives?useDomainAdminAccess=true")
+        .await;
+    let drive = drives["drives"][0]["id"].as_str().unwrap().to_owned();
+    let shared = all(
+        &stack,
+        &stack.admin,
+        &format!("drive/v3/files?driveId={drive}&corpora=drive&includeItemsFromAllDrives=true&supportsAllDrives=true"),
+        "files",
+    )
+    .await;
+    let file = shared
+        .iter()
+        .find(|f| f["mimeType"] == "application/pdf")
+        .expect("a PDF in the shared drive")
+        .clone();
+    let file_id = file["id"].as_str().unwrap().to_owned();
+    let file_bytes = stack
+        .bytes(
+            &stack.admin,
+            &format!("drive/v3/files/{file_id}?alt=media&supportsAllDrives=true"),
+        )
+        .await;
+    let (cal, event) = src
+        .events
+        .iter()
+        .find(|(_, e)| e.get("recurrence").is_none() && e.get("recurringEventId").is_none())
+        .cloned()
+        .unwrap();
+    let event_path = format!(
+        "calendar/v3/calendars/{}/events/{}",
+        url::form_urlencoded::byte_serialize(cal.as_bytes()).collect::<String>(),
+        event["id"].as_str().unwrap()
+    );
+
+    let first = stack.backup().await;
+    assert_ne!(first["status"], "failed", "{first}");
+    stack
+        .call(
+            &user,
+            reqwest::Method::DELETE,
+            &format!("gmail/v1/users/me/messages/{id}"),
+            None,
+        )
+        .await;
+    let r = stack
+        .call(
+            &stack.admin,
+            reqwest::Method::DELETE,
+            &format!("drive/v3/files/{file_id}?supportsAllDrives=true"),
+            None,
+        )
+        .await;
+    assert!(r.status().is_success());
+    stack
+        .call(&user, reqwest::Method::DELETE, &event_path, None)
+        .await;
+    let second = stack.backup().await;
+    assert_eq!(second["status"], "succeeded", "{second}");
+
+    // Gmail: found as deleted, restored with its labels and date.
+    let words: String = subject
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ");
+    let hits = cli(
+        &stack,
+        &[
+            "search",
+            "--tenant",
+            &tenant,
+            "--account",
+            &user,
+            "--workload",
+            "mail",
+            "--deleted",
+            "--text",
+            &words,
+        ],
+    )
+    .await;
+    assert_eq!(hits.as_array().unwrap().len(), 1, "{hits}");
+    let job = cli(
+        &stack,
+        &[
+            "restore",
+            "--item",
+            hits[0]["item_id"].as_str().unwrap(),
+            "--wait",
+        ],
+    )
+    .await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    let q = url::form_urlencoded::byte_serialize(format!("rfc822msgid:{message_id}").as_bytes())
+        .collect::<String>();
+    let found = stack
+        .get(
+            &user,
+            &format!("gmail/v1/users/me/messages?q={q}&includeSpamTrash=true"),
+        )
+        .await;
+    let back = found["messages"].as_array().unwrap();
+    assert_eq!(back.len(), 1, "{found}");
+    let restored = stack
+        .get(
+            &user,
+            &format!(
+                "gmail/v1/users/me/messages/{}?format=raw",
+                back[0]["id"].as_str().unwrap()
+            ),
+        )
+        .await;
+    assert!(raw_of(&restored) == raw, "the restored message differs");
+    let restored_labels: Vec<&str> = restored["labelIds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap())
+        .collect();
+    assert!(
+        restored_labels.contains(&projects["id"].as_str().unwrap()),
+        "{restored_labels:?}"
+    );
+    for l in message["labelIds"].as_array().unwrap() {
+        assert!(
+            restored_labels.contains(&l.as_str().unwrap()),
+            "label {l} kept"
+        );
+    }
+    assert_eq!(restored["internalDate"], message["internalDate"]);
+
+    // The shared drive's file: back in the shared drive, same bytes.
+    let name = file["name"].as_str().unwrap();
+    let hits = cli(
+        &stack,
+        &[
+            "search",
+            "--tenant",
+            &tenant,
+            "--workload",
+            "drive",
+            "--deleted",
+            "--text",
+            name,
+        ],
+    )
+    .await;
+    assert_eq!(hits.as_array().unwrap().len(), 1, "{hits}");
+    let job = cli(
+        &stack,
+        &[
+            "restore",
+            "--item",
+            hits[0]["item_id"].as_str().unwrap(),
+            "--wait",
+        ],
+    )
+    .await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    let now_there = all(
+        &stack,
+        &stack.admin,
+        &format!("drive/v3/files?driveId={drive}&corpora=drive&includeItemsFromAllDrives=true&supportsAllDrives=true"),
+        "files",
+    )
+    .await;
+    let again = now_there
+        .iter()
+        .find(|f| f["name"] == name)
+        .expect("the file is back in the shared drive");
+    assert_eq!(again["driveId"], drive.as_str());
+    let bytes = stack
+        .bytes(
+            &stack.admin,
+            &format!(
+                "drive/v3/files/{}?alt=media&supportsAllDrives=true",
+                again["id"].as_str().unwrap()
+            ),
+        )
+        .await;
+    assert!(bytes == file_bytes, "the restored file differs");
+
+    // The cancelled event: confirmed again, as it was.
+    let hits = cli(
+        &stack,
+        &[
+            "search",
+            "--tenant",
+            &tenant,
+            "--account",
+            &user,
+            "--workload",
+            "calendar",
+            "--deleted",
+        ],
+    )
+    .await;
+    assert_eq!(hits.as_array().unwrap().len(), 1, "{hits}");
+    let job = cli(
+        &stack,
+        &[
+            "restore",
+            "--item",
+            hits[0]["item_id"].as_str().unwrap(),
+            "--wait",
+        ],
+    )
+    .await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    let back = stack.get(&user, &event_path).await;
+    assert_eq!(back["status"], "confirmed", "{back}");
+    assert_eq!(back["summary"], event["summary"]);
+    assert_eq!(back["start"], event["start"]);
+
+    // Exports of the Google account parse.
+    let dir = std::env::temp_dir().join(format!("arkiv-gexport-{}", Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mbox = dir.join("g.mbox");
+    let out = cli(
+        &stack,
+        &[
+            "export",
+            "--tenant",
+            &tenant,
+            "--account",
+            &user,
+            "--workload",
+            "mail",
+            "--format",
+            "mbox",
+            "--out",
+            mbox.to_str().unwrap(),
+        ],
+    )
+    .await;
+    let bytes = std::fs::read(&mbox).unwrap();
+    let parsed: Vec<_> = mail_parser::mailbox::mbox::MessageIterator::new(&bytes[..])
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(parsed.len() as u64, out["items"].as_u64().unwrap());
+    for m in &parsed {
+        assert!(mail_parser::MessageParser::default()
+            .parse(m.contents())
+            .is_some());
+    }
+    let ics = dir.join("g.ics");
+    let out = cli(
+        &stack,
+        &[
+            "export",
+            "--tenant",
+            &tenant,
+            "--account",
+            &user,
+            "--workload",
+            "calendar",
+            "--format",
+            "ics",
+            "--out",
+            ics.to_str().unwrap(),
+        ],
+    )
+    .await;
+    let calendar: icalendar::Calendar = std::fs::read_to_string(&ics).unwrap().parse().unwrap();
+    assert_eq!(
+        calendar.events().count() as u64,
+        out["items"].as_u64().unwrap()
+    );
+    assert!(out["items"].as_u64().unwrap() > 0);
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -265,14 +265,17 @@ impl Google {
                     if throttled >= self.limits.max_throttled {
                         return Err(error);
                     }
-                    let wait = {
-                        let mut strikes = lane.strikes.lock().expect("never poisoned");
-                        *strikes += 1;
-                        backoff(*strikes)
-                    };
-                    let until = Instant::now() + wait;
                     let mut blocked = lane.blocked_until.lock().expect("never poisoned");
-                    *blocked = Some(blocked.map_or(until, |b| b.max(until)));
+                    // Requests that were in flight when the lane closed
+                    // do not make the backoff grow again.
+                    if blocked.is_none_or(|b| b <= Instant::now()) {
+                        let wait = {
+                            let mut strikes = lane.strikes.lock().expect("never poisoned");
+                            *strikes += 1;
+                            backoff(*strikes)
+                        };
+                        *blocked = Some(Instant::now() + wait);
+                    }
                     metrics::counter!("arkiv_connector_throttled_total", "provider" => "google")
                         .increment(1);
                 }
