@@ -2,7 +2,6 @@
 //! walks the simulator's Graph deltas, the worker stores what it publishes,
 //! on real PostgreSQL, RabbitMQ and Garage.
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use arkiv_cloud_sim::SimConfig;
@@ -369,51 +368,6 @@ async fn expired_tokens_throttling_and_server_errors_do_not_break_a_run() {
     assert_eq!(flaky["status"], "succeeded", "{flaky}");
     assert_eq!(flaky["new_versions"], 0, "{flaky}");
     assert_eq!(stack.stats().await["violations"], 0);
-}
-
-/// A service as a process, with its log in a file.
-struct Process {
-    name: &'static str,
-    child: Child,
-}
-
-impl Process {
-    fn spawn(name: &'static str, config: &std::path::Path, log: &std::path::Path) -> Self {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)
-            .unwrap();
-        let mut command = Command::new(arkiv_tests::bin_path(name));
-        for (key, _) in std::env::vars_os() {
-            if key.to_string_lossy().starts_with("ARKIV_") {
-                command.env_remove(key);
-            }
-        }
-        let child = command
-            .arg("--config")
-            .arg(config)
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {name}: {e}"));
-        Self { name, child }
-    }
-
-    fn kill(mut self) {
-        self.child
-            .kill()
-            .unwrap_or_else(|e| panic!("kill {}: {e}", self.name));
-    }
-}
-
-impl Drop for Process {
-    /// A failing test must not leave its services running.
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// kill -9 of the worker and, separately, of the connector in the middle

@@ -1056,3 +1056,214 @@ async fn deleted_gmail_shared_drive_files_and_cancelled_events_come_back() {
     assert!(out["items"].as_u64().unwrap() > 0);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// kill -9 of the worker and, separately, of connector-google in the
+/// middle of a run: the run still ends with every item present once and
+/// every pack whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_worker_and_google_connector_mid_run_leave_every_item_once() {
+    use crate::stack::Process;
+    let stack = GStack::start(SimConfig::demo(), |_| {}).await;
+    // Slow the APIs down so that the run is still going when we strike.
+    stack
+        .sim_post("/_sim/faults", json!({ "latency_ms": 15 }))
+        .await;
+    let config = stack.api.config.write();
+    let log = arkiv_tests::ConfigFile::with_contents("gkill-log", "");
+    let mut worker = Process::spawn("arkiv-worker", &config.path, &log.path);
+    let mut connector = Process::spawn("arkiv-connector-google", &config.path, &log.path);
+    let started = stack
+        .api
+        .ok(
+            &stack.org.tenant_admin,
+            &format!("/v1/tenants/{}/backups", stack.org.tenant),
+            json!({}),
+        )
+        .await;
+    let run_id = started["runs"][0]["run_id"].as_str().unwrap().to_owned();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    worker.kill();
+    worker = Process::spawn("arkiv-worker", &config.path, &log.path);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    connector.kill();
+    connector = Process::spawn("arkiv-connector-google", &config.path, &log.path);
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let run = loop {
+        let (_, run) = stack
+            .api
+            .get(&stack.org.tenant_admin, &format!("/v1/runs/{run_id}"))
+            .await;
+        if !matches!(run["status"].as_str(), Some("queued" | "running")) {
+            break run;
+        }
+        assert!(Instant::now() < deadline, "run still going: {run}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    assert_ne!(run["status"], "failed", "{run}");
+    let mut expected = 0i64;
+    for user in stack.users() {
+        let src = source(&stack, &user).await;
+        expected += (src.messages.len() + src.files.len() + src.events.len()) as i64;
+    }
+    let drives = stack
+        .get(&stack.admin, "drive/v3/drives?useDomainAdminAccess=true")
+        .await;
+    for d in drives["drives"].as_array().unwrap() {
+        let drive = d["id"].as_str().unwrap();
+        expected += all(
+            &stack,
+            &stack.admin,
+            &format!("drive/v3/files?driveId={drive}&corpora=drive&includeItemsFromAllDrives=true&supportsAllDrives=true&pageSize=1000"),
+            "files",
+        )
+        .await
+        .len() as i64;
+    }
+    // Docs files over the export limit are item errors, not items.
+    let unexportable = stack
+        .count(&format!(
+            "SELECT count(DISTINCT item_ref) FROM run_errors WHERE code = 'exportSizeLimitExceeded' AND run_id = '{run_id}'"
+        ))
+        .await;
+    let items = stack.count("SELECT count(*) FROM items").await;
+    assert_eq!(items, expected - unexportable, "every item: {run}");
+    assert_eq!(
+        stack.count("SELECT count(*) FROM item_versions").await,
+        items,
+        "once"
+    );
+    let rows = stack
+        .api
+        .db
+        .conn
+        .query_all(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT region, object_key, size FROM packs",
+        ))
+        .await
+        .unwrap();
+    for row in rows {
+        let region: String = row.try_get_by_index(0).unwrap();
+        let key: String = row.try_get_by_index(1).unwrap();
+        let size: i64 = row.try_get_by_index(2).unwrap();
+        let body = stack
+            .store
+            .get(&region.parse().unwrap(), &key)
+            .await
+            .unwrap();
+        assert_eq!(body.len() as i64, size, "pack {key} is whole");
+    }
+    arkiv_tests::seed::assert_refcounts_exact(&stack.api.db.conn).await;
+    worker.kill();
+    connector.kill();
+}
+
+/// A canary in a Gmail subject, body and attachment name and in a Drive
+/// file name is nowhere in S3, PostgreSQL, RabbitMQ's data or the
+/// services' logs; a 1 MB attachment sent to ten users is stored about
+/// once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn google_canaries_stay_sealed_and_a_shared_attachment_is_stored_once() {
+    use crate::stack::Process;
+    use arkiv_tests::canary::{
+        assert_absent_from_database, assert_absent_from_rabbitmq, assert_absent_from_store,
+        contains,
+    };
+    let dataset = SimConfig {
+        spec: arkiv_cloud_sim::DatasetSpec::bench(12, 2, (2_000, 5_000), 1, (1_000, 2_000)),
+        seed: 7,
+    };
+    let stack = GStack::start(dataset, |c| {
+        c.set(
+            "log.filter",
+            "debug,sqlx=debug,lapin=info,h2=info,hyper=info",
+        );
+    })
+    .await;
+    let config = stack.api.config.write();
+    let log = arkiv_tests::ConfigFile::with_contents("gcanary-log", "");
+    let worker = Process::spawn("arkiv-worker", &config.path, &log.path);
+    let connector = Process::spawn("arkiv-connector-google", &config.path, &log.path);
+    let run = stack.backup().await;
+    assert_ne!(run["status"], "failed", "{run}");
+
+    let stored_before = stack.count("SELECT sum(size)::bigint FROM packs").await;
+    let mut attachment = vec![0u8; 1024 * 1024];
+    rand::RngCore::fill_bytes(
+        &mut <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(23),
+        &mut attachment,
+    );
+    let attachment = base64::engine::general_purpose::STANDARD.encode(&attachment);
+    let users = stack.users();
+    for user in users.iter().take(10) {
+        stack
+            .sim_post(
+                "/_sim/google/deliver",
+                json!({ "domain": stack.domain, "user": user, "from": "finance@example.test",
+                        "subject": "Quarterly report", "body": "See attached.",
+                        "attachment": { "name": "report.bin", "content_type": "application/octet-stream", "content": attachment } }),
+            )
+            .await;
+    }
+    let shared = stack.backup().await;
+    assert_eq!(shared["new_versions"], 10, "{shared}");
+    let added = stack.count("SELECT sum(size)::bigint FROM packs").await - stored_before;
+    assert!(
+        added < 1_300_000,
+        "a 1 MB attachment in 10 mailboxes added {added} bytes"
+    );
+
+    let canary = format!("CANARY{}", Uuid::new_v4().simple());
+    let user = users[3].clone();
+    stack
+        .sim_post(
+            "/_sim/google/deliver",
+            json!({ "domain": stack.domain, "user": user, "from": "someone@example.test",
+                    "subject": format!("Subject {canary}"), "body": format!("Body {canary} body"),
+                    "attachment": { "name": format!("{canary}.txt"), "content_type": "text/plain",
+                                    "content": base64::engine::general_purpose::STANDARD.encode(format!("attached {canary}")) } }),
+        )
+        .await;
+    let boundary = "canaryboundary";
+    let body = format!(
+        "--{boundary}\r\nContent-Type: application/json\r\n\r\n{{\"name\": \"{canary}.docx\"}}\r\n--{boundary}\r\nContent-Type: application/octet-stream\r\n\r\nfile body {canary}\r\n--{boundary}--\r\n"
+    );
+    let r = reqwest::Client::new()
+        .post(format!(
+            "{}/upload/drive/v3/files?uploadType=multipart",
+            stack.sim()
+        ))
+        .bearer_auth(stack.token(&user).await)
+        .header(
+            "content-type",
+            format!("multipart/related; boundary={boundary}"),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    let uploaded: Value = r.json().await.unwrap();
+    let with_canary = stack.backup().await;
+    assert_eq!(with_canary["status"], "succeeded", "{with_canary}");
+    assert_eq!(with_canary["new_versions"], 2, "{with_canary}");
+    assert_eq!(
+        stack
+            .stored("drive", uploaded["id"].as_str().unwrap())
+            .await,
+        format!("file body {canary}").into_bytes()
+    );
+
+    let broker = arkiv_queue::Broker::connect(stack.api.config.settings().rabbitmq().unwrap())
+        .await
+        .unwrap();
+    worker.kill();
+    connector.kill();
+    let objects = assert_absent_from_store(&stack.store, &canary).await;
+    assert!(objects > 0, "the packs were listed");
+    assert_absent_from_database(&stack.api.db.url, &stack.org.tenant, &canary);
+    assert_absent_from_rabbitmq(&broker, &canary).await;
+    let logs = std::fs::read(&log.path).unwrap();
+    assert!(contains(&logs, b"run finished"), "the services logged");
+    assert!(!contains(&logs, canary.as_bytes()), "service logs");
+}

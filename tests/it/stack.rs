@@ -3,6 +3,7 @@
 //! connector-m365 (in this process or as processes), and helpers to look
 //! at the simulator and the index.
 
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -380,4 +381,53 @@ pub(crate) fn arkiv(api: &str, token: &str, args: &[&str]) -> Result<Value, Stri
     let stdout = String::from_utf8_lossy(&output.stdout);
     serde_json::from_str(&stdout)
         .map_err(|e| format!("arkiv {args:?} printed no JSON ({e}): {stdout}"))
+}
+
+/// A service as a process, with its log in a file.
+pub(crate) struct Process {
+    name: &'static str,
+    child: Child,
+}
+
+impl Process {
+    pub(crate) fn spawn(
+        name: &'static str,
+        config: &std::path::Path,
+        log: &std::path::Path,
+    ) -> Self {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .unwrap();
+        let mut command = Command::new(arkiv_tests::bin_path(name));
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("ARKIV_") {
+                command.env_remove(key);
+            }
+        }
+        let child = command
+            .arg("--config")
+            .arg(config)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {name}: {e}"));
+        Self { name, child }
+    }
+
+    pub(crate) fn kill(mut self) {
+        self.child
+            .kill()
+            .unwrap_or_else(|e| panic!("kill {}: {e}", self.name));
+    }
+}
+
+impl Drop for Process {
+    /// A failing test must not leave its services running.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
