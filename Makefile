@@ -55,5 +55,5 @@ demo: up ## Set up, start everything and run the main job on the simulator
 	@deploy/local/demo.sh
 
 bench: setup ## Benchmarks on the local servers (release build); prints BENCH lines
-	$(CARGO) build --release -p arkiv-api -p arkiv-worker -p arkiv-connector-m365 -p arkiv-cloud-sim -p arkiv-tests --bins
+	$(CARGO) build --release -p arkiv-api -p arkiv-worker -p arkiv-connector-m365 -p arkiv-connector-google -p arkiv-cloud-sim -p arkiv-tests --bins
 	$(CARGO_TARGET_DIR)/release/arkiv-bench

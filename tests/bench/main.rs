@@ -5,6 +5,7 @@
 //! `BENCH <name> key=value key=value ...`; progress goes to stderr.
 
 mod cpu;
+mod google;
 mod m365;
 mod pipeline;
 mod process;
@@ -26,6 +27,8 @@ enum Bench {
     Pipeline(pipeline::Options),
     /// A Microsoft 365 backup of the simulator's bench dataset.
     M365(m365::Options),
+    /// A Google Workspace backup of the simulator's bench dataset.
+    Google(google::Options),
     /// Search latency on a tenant with a million versions.
     Search(search::Options),
     /// Single-message restore latency, request to visible in Graph.
@@ -38,11 +41,13 @@ async fn main() {
     match cli.bench {
         Some(Bench::Pipeline(options)) => pipeline::run(options).await,
         Some(Bench::M365(options)) => m365::run(options).await,
+        Some(Bench::Google(options)) => google::run(options).await,
         Some(Bench::Search(options)) => search::run(options).await,
         Some(Bench::Restore(options)) => restore::run(options).await,
         None => {
             pipeline::run(pipeline::Options::default()).await;
             m365::run(m365::Options::default()).await;
+            google::run(google::Options::default()).await;
             search::run(search::Options::default()).await;
             restore::run(restore::Options::default()).await;
         }
