@@ -267,6 +267,33 @@ impl GStack {
         self.reader.read_all(version).await.unwrap()
     }
 
+    /// The path in the sealed metadata of an item's latest version, as
+    /// the API shows it.
+    async fn stored_path(&self, workload: &str, source_id: &str) -> String {
+        let item: Uuid = self
+            .api
+            .db
+            .conn
+            .query_one(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT id FROM items WHERE workload = $1 AND source_id = $2",
+                [workload.into(), source_id.into()],
+            ))
+            .await
+            .unwrap()
+            .unwrap()
+            .try_get_by_index(0)
+            .unwrap();
+        let (_, versions) = self
+            .api
+            .get(&self.org.tenant_admin, &format!("/v1/items/{item}/versions"))
+            .await;
+        versions["versions"].as_array().unwrap().last().unwrap()["path"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
     async fn count(&self, sql: &str) -> i64 {
         scalar(&self.api.db.conn, sql, vec![]).await
     }
@@ -538,7 +565,11 @@ async fn google_workspace_full_and_incremental_backups_hold_exactly_the_source()
         .filter(|(_, m)| !m.starts_with("application/vnd.google-apps."))
         .map(|(id, _)| id)
         .collect();
-    let (edited, gone) = (binaries[0].clone(), binaries[1].clone());
+    let (edited, gone, moved) = (
+        binaries[0].clone(),
+        binaries[1].clone(),
+        binaries[2].clone(),
+    );
     let r = reqwest::Client::new()
         .patch(format!(
             "{}/upload/drive/v3/files/{edited}?uploadType=media",
@@ -556,6 +587,43 @@ async fn google_workspace_full_and_incremental_backups_hold_exactly_the_source()
             reqwest::Method::DELETE,
             &format!("drive/v3/files/{gone}"),
             None,
+        )
+        .await;
+    // A file moved into a folder of its own.
+    let folder = stack
+        .json(
+            &a,
+            reqwest::Method::POST,
+            "drive/v3/files",
+            Some(json!({ "name": "Moved here", "mimeType": "application/vnd.google-apps.folder" })),
+        )
+        .await;
+    let moved_file = stack.get(&a, &format!("drive/v3/files/{moved}")).await;
+    stack
+        .json(
+            &a,
+            reqwest::Method::PATCH,
+            &format!(
+                "drive/v3/files/{moved}?addParents={}&removeParents={}",
+                folder["id"].as_str().unwrap(),
+                moved_file["parents"][0].as_str().unwrap()
+            ),
+            Some(json!({})),
+        )
+        .await;
+    // A new user of the domain, backed up from the next run on.
+    let newcomer = format!("new.hire@{}", stack.domain);
+    stack
+        .sim_post(
+            "/_sim/google/users",
+            json!({ "domain": stack.domain, "email": newcomer, "display_name": "New Hire" }),
+        )
+        .await;
+    stack
+        .sim_post(
+            "/_sim/google/deliver",
+            json!({ "domain": stack.domain, "user": newcomer, "from": "hr@example.test",
+                    "subject": "Welcome aboard", "body": "hello" }),
         )
         .await;
     let (cal, event) = a_src
@@ -581,8 +649,30 @@ async fn google_workspace_full_and_incremental_backups_hold_exactly_the_source()
     let third = stack.backup().await;
     // The Docs file over the export limit did not change: no error now.
     assert_eq!(third["status"], "succeeded", "{third}");
-    // Added message, relabelled message, edited file, edited event.
-    assert_eq!(third["new_versions"], 4, "{third}");
+    // Added message, relabelled message, edited file, moved file and its
+    // new folder, edited event, and the new user's message.
+    assert_eq!(third["new_versions"], 7, "{third}");
+    let moved_path = stack.stored_path("drive", &moved).await;
+    assert!(
+        moved_path.starts_with("/Moved here/"),
+        "the moved file's path: {moved_path}"
+    );
+    let accounts = stack
+        .api
+        .get(
+            &stack.org.tenant_admin,
+            &format!("/v1/tenants/{}/accounts", stack.org.tenant),
+        )
+        .await
+        .1;
+    assert!(
+        accounts
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["email"] == newcomer.as_str() && a["included"] == true),
+        "{accounts}"
+    );
     assert!(
         stack.version("mail", deleted).await.unwrap().1,
         "deleted at source"
@@ -807,6 +897,17 @@ async fn deleted_gmail_shared_drive_files_and_cancelled_events_come_back() {
             &format!("drive/v3/files/{file_id}?alt=media&supportsAllDrives=true"),
         )
         .await;
+    // A Google Doc of the user's own.
+    let doc = all(
+        &stack,
+        &user,
+        "drive/v3/files?q=mimeType%20%3D%20%27application%2Fvnd.google-apps.document%27",
+        "files",
+    )
+    .await
+    .into_iter()
+    .find(|f| f.get("driveId").is_none())
+    .expect("a Google Doc");
     let (cal, event) = src
         .events
         .iter()
@@ -840,6 +941,14 @@ async fn deleted_gmail_shared_drive_files_and_cancelled_events_come_back() {
     assert!(r.status().is_success());
     stack
         .call(&user, reqwest::Method::DELETE, &event_path, None)
+        .await;
+    stack
+        .call(
+            &user,
+            reqwest::Method::DELETE,
+            &format!("drive/v3/files/{}", doc["id"].as_str().unwrap()),
+            None,
+        )
         .await;
     let second = stack.backup().await;
     assert_eq!(second["status"], "succeeded", "{second}");
@@ -966,6 +1075,25 @@ async fn deleted_gmail_shared_drive_files_and_cancelled_events_come_back() {
         )
         .await;
     assert!(bytes == file_bytes, "the restored file differs");
+
+    // The Google Doc: restored as a Google Doc (Drive converts the Office
+    // export it was backed up as), in its folder.
+    let doc_name = doc["name"].as_str().unwrap();
+    let hits = cli(
+        &stack,
+        &["search", "--tenant", &tenant, "--account", &user, "--workload", "drive", "--deleted", "--text", doc_name],
+    )
+    .await;
+    assert_eq!(hits.as_array().unwrap().len(), 1, "{hits}");
+    let job = cli(&stack, &["restore", "--item", hits[0]["item_id"].as_str().unwrap(), "--wait"]).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    let docs = all(&stack, &user, "drive/v3/files?q=trashed%20%3D%20false", "files").await;
+    let back_doc = docs
+        .iter()
+        .find(|f| f["name"] == doc_name)
+        .expect("the Doc is back");
+    assert_eq!(back_doc["mimeType"], "application/vnd.google-apps.document");
+    assert_eq!(back_doc["parents"], doc["parents"], "in its folder");
 
     // The cancelled event: confirmed again, as it was.
     let hits = cli(
