@@ -14,6 +14,7 @@ mod m20261123_000002_upload_chunks;
 mod m20261123_000003_backup_runs;
 mod m20261123_000004_lean_index;
 mod m20261201_000005_search_and_restore;
+mod m20261201_000006_lifecycle;
 
 #[derive(Debug)]
 pub struct Migrator;
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000003_backup_runs::Migration),
             Box::new(m20261123_000004_lean_index::Migration),
             Box::new(m20261201_000005_search_and_restore::Migration),
+            Box::new(m20261201_000006_lifecycle::Migration),
         ]
     }
 }

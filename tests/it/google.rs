@@ -286,7 +286,10 @@ impl GStack {
             .unwrap();
         let (_, versions) = self
             .api
-            .get(&self.org.tenant_admin, &format!("/v1/items/{item}/versions"))
+            .get(
+                &self.org.tenant_admin,
+                &format!("/v1/items/{item}/versions"),
+            )
             .await;
         versions["versions"].as_array().unwrap().last().unwrap()["path"]
             .as_str()
@@ -1081,13 +1084,39 @@ async fn deleted_gmail_shared_drive_files_and_cancelled_events_come_back() {
     let doc_name = doc["name"].as_str().unwrap();
     let hits = cli(
         &stack,
-        &["search", "--tenant", &tenant, "--account", &user, "--workload", "drive", "--deleted", "--text", doc_name],
+        &[
+            "search",
+            "--tenant",
+            &tenant,
+            "--account",
+            &user,
+            "--workload",
+            "drive",
+            "--deleted",
+            "--text",
+            doc_name,
+        ],
     )
     .await;
     assert_eq!(hits.as_array().unwrap().len(), 1, "{hits}");
-    let job = cli(&stack, &["restore", "--item", hits[0]["item_id"].as_str().unwrap(), "--wait"]).await;
+    let job = cli(
+        &stack,
+        &[
+            "restore",
+            "--item",
+            hits[0]["item_id"].as_str().unwrap(),
+            "--wait",
+        ],
+    )
+    .await;
     assert_eq!(job["status"], "succeeded", "{job}");
-    let docs = all(&stack, &user, "drive/v3/files?q=trashed%20%3D%20false", "files").await;
+    let docs = all(
+        &stack,
+        &user,
+        "drive/v3/files?q=trashed%20%3D%20false",
+        "files",
+    )
+    .await;
     let back_doc = docs
         .iter()
         .find(|f| f["name"] == doc_name)

@@ -7,6 +7,7 @@ mod backup;
 mod config;
 mod deploy;
 mod google;
+mod lifecycle;
 mod migrations;
 mod pipeline;
 mod queue;

@@ -28,8 +28,9 @@ async fn migrations_go_up_down_and_up_again_on_an_empty_database() {
     let applied = arkiv_db::migrate::up(&db.conn).await.unwrap();
     assert_eq!(applied.len(), status.len());
     // The 24 tables of DESIGN.md §3, the staging of chunked uploads, the
-    // items of runs in flight and the items of restore jobs.
-    assert_eq!(table_count(&db).await, 27, "every table of the schema");
+    // items of runs in flight, the items of restore jobs, the scheduler's
+    // leases and tenants' notifications.
+    assert_eq!(table_count(&db).await, 29, "every table of the schema");
     arkiv_db::ensure_migrated(&db.conn).await.unwrap();
 
     let rolled_back = arkiv_db::migrate::down(&db.conn, None).await.unwrap();
@@ -37,7 +38,7 @@ async fn migrations_go_up_down_and_up_again_on_an_empty_database() {
     assert_eq!(table_count(&db).await, 0, "down removes everything up made");
 
     arkiv_db::migrate::up(&db.conn).await.unwrap();
-    assert_eq!(table_count(&db).await, 27);
+    assert_eq!(table_count(&db).await, 29);
     assert!(arkiv_db::migrate::status(&db.conn)
         .await
         .unwrap()

@@ -105,6 +105,37 @@ pub async fn text(db: &DatabaseConnection, sql: &str, values: Vec<Value>) -> Str
         .unwrap_or_default()
 }
 
+/// The first column of every row of a query, as text.
+pub async fn texts(db: &DatabaseConnection, sql: &str) -> Vec<String> {
+    db.query_all(Statement::from_string(DbBackend::Postgres, sql))
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .iter()
+        .map(|row| {
+            row.try_get_by_index::<String>(0)
+                .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        })
+        .collect()
+}
+
+/// A work item of `tenant` (a deletion of an item nobody has), for the
+/// queues' tests.
+pub fn deleted_work_item(tenant: Uuid) -> arkiv_queue::WorkItem {
+    arkiv_queue::WorkItem::Deleted {
+        item: arkiv_queue::ItemKey {
+            tenant_id: tenant,
+            connection_id: Uuid::now_v7(),
+            account_id: Uuid::now_v7(),
+            provider: arkiv_domain::Provider::M365,
+            workload: arkiv_domain::Workload::Mail,
+            source_id: format!("stray-{}", Uuid::new_v4().simple()),
+        },
+        change_marker: None,
+        deleted_at: chrono::Utc::now(),
+        origin: Default::default(),
+    }
+}
+
 async fn first_column<T: arkiv_db::sea_orm::TryGetable>(
     db: &DatabaseConnection,
     sql: &str,

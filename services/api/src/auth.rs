@@ -8,8 +8,9 @@ use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 use arkiv_crypto::ApiToken;
-use arkiv_db::entity::{api_tokens, login_events, principals};
+use arkiv_db::entity::{api_tokens, login_events, principals, tenants};
 use arkiv_db::sea_orm::entity::prelude::*;
+use arkiv_db::sea_orm::sea_query::Expr;
 use arkiv_db::sea_orm::ActiveValue::Set;
 use arkiv_domain::access::Principal;
 use arkiv_domain::{PartnerId, PrincipalId, Role, TenantId};
@@ -230,6 +231,14 @@ pub async fn login(
     update.locked_until = Set(None);
     update.last_login_at = Set(Some(now));
     update.update(&state.db).await?;
+    if let Some(tenant) = p.tenant_id {
+        // A tenant whose admins log in is not inactive.
+        tenants::Entity::update_many()
+            .col_expr(tenants::Column::LastLoginAt, Expr::value(now))
+            .filter(tenants::Column::Id.eq(tenant))
+            .exec(&state.db)
+            .await?;
+    }
     record(Some(p.id), "success").insert(&state.db).await?;
     let (row, token) = arkiv_db::principals::issue_token(
         &state.db,

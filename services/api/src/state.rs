@@ -42,6 +42,8 @@ pub struct Inner {
     pub keys: Arc<KeyRing>,
     /// Streams versions' content back, verified.
     pub reader: Reader,
+    /// Grace periods of ends and exclusions.
+    pub lifecycle: arkiv_config::LifecycleSettings,
 }
 
 /// Publishes run requests and restore jobs to the providers' queues
@@ -155,6 +157,7 @@ impl AppState {
             runs,
             keys,
             reader,
+            lifecycle: settings.lifecycle.clone(),
         })))
     }
 

@@ -78,10 +78,38 @@ pub enum Tenant {
         #[arg(long)]
         tenant: String,
     },
+    /// End the subscription: backups stop and the data is purged after the
+    /// grace period (48 h by default) unless reactivated first.
+    End {
+        #[arg(long)]
+        tenant: String,
+        /// Purge at once (the customer asked for immediate deletion).
+        #[arg(long)]
+        purge_now: bool,
+    },
+    /// Reactivate an ended subscription before its purge.
+    Reactivate {
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Purge an ended tenant now; an active one only with --purge-now.
+    Purge {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        purge_now: bool,
+    },
 }
 
 pub async fn tenant(api: &Api, cmd: Tenant, out: &Output) -> anyhow::Result<()> {
-    let cols = ["id", "name", "region", "subscription_state", "plan"];
+    let cols = [
+        "id",
+        "name",
+        "region",
+        "subscription_state",
+        "plan",
+        "purge_after",
+    ];
     let t = match cmd {
         Tenant::Create {
             partner,
@@ -106,6 +134,24 @@ pub async fn tenant(api: &Api, cmd: Tenant, out: &Output) -> anyhow::Result<()> 
                 Method::PATCH,
                 &format!("/v1/tenants/{tenant}"),
                 Some(json!({ "subscription_state": "active" })),
+            )
+            .await?
+        }
+        Tenant::End { tenant, purge_now } => {
+            api.post(
+                &format!("/v1/tenants/{tenant}/end"),
+                json!({ "purge_now": purge_now }),
+            )
+            .await?
+        }
+        Tenant::Reactivate { tenant } => {
+            api.post(&format!("/v1/tenants/{tenant}/reactivate"), json!({}))
+                .await?
+        }
+        Tenant::Purge { tenant, purge_now } => {
+            api.post(
+                &format!("/v1/tenants/{tenant}/purge"),
+                json!({ "purge_now": purge_now }),
             )
             .await?
         }
@@ -184,6 +230,13 @@ pub enum Connection {
         #[arg(long)]
         connection: String,
     },
+    /// How often scheduled backups run (60 minutes to a week).
+    Schedule {
+        #[arg(long)]
+        connection: String,
+        #[arg(long, value_name = "MINUTES")]
+        every_minutes: i32,
+    },
 }
 
 pub async fn connection(api: &Api, cmd: Connection, out: &Output) -> anyhow::Result<()> {
@@ -204,6 +257,20 @@ pub async fn connection(api: &Api, cmd: Connection, out: &Output) -> anyhow::Res
                 &["id", "status", "detail"],
                 one(&r, &["id", "status", "detail"]),
             );
+        }
+        Connection::Schedule {
+            connection,
+            every_minutes,
+        } => {
+            let c = api
+                .call(
+                    Method::PATCH,
+                    &format!("/v1/connections/{connection}"),
+                    Some(json!({ "schedule_minutes": every_minutes })),
+                )
+                .await?;
+            let cols = ["id", "provider", "status", "schedule_minutes"];
+            out.print(&c, &cols, one(&c, &cols));
         }
         Connection::Revoke { connection } => {
             api.call(

@@ -13,6 +13,7 @@ mod backup;
 mod bootstrap;
 mod commands;
 mod data;
+mod lifecycle;
 mod migrate;
 mod output;
 
@@ -83,6 +84,12 @@ enum Command {
     Restore(data::Restore),
     /// Export an account's mail, calendar or drive (MBOX, EML, ICS, ZIP).
     Export(data::Export),
+    /// Erase every version of one account (GDPR art. 17); the account is
+    /// excluded from backups from then on.
+    Erase(lifecycle::Erase),
+    /// Erasure requests: their state, and the certificate of each.
+    #[command(subcommand)]
+    Erasure(lifecycle::Erasure),
     /// Console and API users.
     #[command(subcommand)]
     Principal(commands::Principal),
@@ -129,6 +136,8 @@ fn main() -> ExitCode {
             Command::Versions(c) => data::versions(&api()?, c, &out).await,
             Command::Restore(c) => data::restore(&api()?, c, &out).await,
             Command::Export(c) => data::export(&api()?, c, &out).await,
+            Command::Erase(c) => lifecycle::erase(&api()?, c, &out).await,
+            Command::Erasure(c) => lifecycle::erasure(&api()?, c, &out).await,
             Command::Principal(c) => commands::principal(&api()?, c, &out).await,
             Command::Token(c) => commands::token(&api()?, c, &out).await,
             Command::Grant(c) => commands::grant(&api()?, c, &out).await,

@@ -63,8 +63,8 @@ pub async fn tick(
     broker: &Broker,
     publisher: &Publisher,
     pacing: &Pacing,
+    now: DateTime<Utc>,
 ) -> Result<Tick, ScheduleError> {
-    let now = Utc::now();
     let overdue_after = chrono::Duration::from_std(pacing.tick * 3).unwrap_or_default();
     let window_secs = pacing.catch_up_window.as_secs().max(1);
     let txn = db.begin().await?;

@@ -183,6 +183,7 @@ enum Job {
     },
     Stage {
         ctx: Arc<TenantContext>,
+        account: Option<Uuid>,
         upload_id: Uuid,
         first: u32,
         chunks: ChunkList,
@@ -201,6 +202,9 @@ enum Job {
         at: DateTime<Utc>,
         origin: arkiv_queue::Origin,
     },
+    /// Work of a purged tenant, still in flight when it was purged: acked
+    /// and dropped, never stored.
+    Discard,
 }
 
 impl Pipeline {
@@ -285,8 +289,16 @@ impl Pipeline {
             Ok(_) => Err("a batch this one relies on for chunks failed".to_owned()),
             Err(e) => Err(e.to_string()),
         };
+        // A batch whose chunks garbage collection deleted between the
+        // lookup and the commit (the database refuses its references: a
+        // foreign-key violation) did nothing wrong: it is retried without
+        // counting an attempt, and then stores those chunks anew.
+        let mut collected = false;
         let outcome = match sealed {
-            Ok(sealed) => self.commit(sealed).await.map_err(|e| e.to_string()),
+            Ok(sealed) => self.commit(sealed).await.map_err(|e| {
+                collected = is_foreign_key_violation(&e);
+                e.to_string()
+            }),
             Err(reason) => Err(reason),
         };
         in_flight.release(sequence);
@@ -294,7 +306,7 @@ impl Pipeline {
             Ok(failures) => failures,
             Err(reason) => {
                 // Nothing of the batch is durable: every delivery retries.
-                tracing::warn!(error = %reason, deliveries = batch_len, "batch failed; retrying it");
+                tracing::warn!(error = %reason, deliveries = batch_len, collected, "batch failed; retrying it");
                 failed_batches.insert(sequence);
                 (0..batch_len)
                     .map(|index| Failure {
@@ -308,8 +320,13 @@ impl Pipeline {
         // one committing), so older failures no longer matter.
         failed_batches.retain(|s| sequence.saturating_sub(*s) < 2);
         for failure in &failures {
-            self.fail(publisher, &prepared.batch[failure.index], &failure.reason)
-                .await?;
+            self.fail(
+                publisher,
+                &prepared.batch[failure.index],
+                &failure.reason,
+                !collected,
+            )
+            .await?;
         }
         if let Some(last) = prepared.batch.last() {
             last.acker
@@ -332,8 +349,9 @@ impl Pipeline {
         publisher: &Publisher,
         delivery: &Delivery,
         reason: &str,
+        count_attempt: bool,
     ) -> Result<(), PipelineError> {
-        let attempts = topology::attempts(&delivery.properties) + 1;
+        let attempts = topology::attempts(&delivery.properties) + u32::from(count_attempt);
         let properties = topology::failed_properties(attempts, reason);
         let parked = attempts >= self.tuning.max_attempts;
         let queue = if parked {
@@ -500,6 +518,7 @@ impl Pipeline {
             match job {
                 Job::Stage {
                     ctx,
+                    account,
                     upload_id,
                     first,
                     chunks,
@@ -513,6 +532,7 @@ impl Pipeline {
                         (first as i32 + i as i32).into(),
                         id.to_vec().into(),
                         (size as i32).into(),
+                        account.into(),
                     ]
                 })),
                 other => entries.push((index, other)),
@@ -523,7 +543,7 @@ impl Pipeline {
         write_chunks(&txn, staged_chunks).await?;
         insert_rows(
             &txn,
-            "INSERT INTO upload_chunks (tenant_id, upload_id, seq, chunk_id, plain_size) VALUES",
+            "INSERT INTO upload_chunks (tenant_id, upload_id, seq, chunk_id, plain_size, account_id) VALUES",
             "ON CONFLICT (tenant_id, upload_id, seq) DO NOTHING",
             staged_rows.into_iter(),
         )
@@ -593,6 +613,7 @@ impl Pipeline {
                     at,
                     run_id: origin.run_id,
                 })),
+                Job::Discard => continue,
                 Job::Stage { .. } => unreachable!("staged above"),
             };
             // A sweep judges what came before it, so it starts a round.
@@ -625,6 +646,11 @@ impl Pipeline {
         let tenant = work.tenant_id();
         let ctx = match self.keys.get(tenant).await {
             Ok(ctx) => ctx,
+            Err(VaultError::UnknownTenant(_)) if self.purged(tenant).await => {
+                metrics::counter!("arkiv_worker_discarded_total", "reason" => "tenant purged")
+                    .increment(1);
+                return Ok(Job::Discard);
+            }
             Err(e) => return Err(e.to_string()),
         };
         if ctx.region != self.queues.region {
@@ -675,6 +701,7 @@ impl Pipeline {
             }
             WorkItem::Chunk {
                 upload_id,
+                account_id,
                 first,
                 pieces,
                 ..
@@ -682,6 +709,7 @@ impl Pipeline {
                 let chunks = record(&mut pieces.iter().map(|p| p.as_slice()));
                 Job::Stage {
                     ctx,
+                    account: account_id,
                     upload_id,
                     first,
                     chunks,
@@ -712,6 +740,34 @@ impl Pipeline {
                 origin,
             },
         })
+    }
+}
+
+fn is_foreign_key_violation(e: &PipelineError) -> bool {
+    let PipelineError::Db(
+        DbErr::Exec(sea_orm::RuntimeErr::SqlxError(e))
+        | DbErr::Query(sea_orm::RuntimeErr::SqlxError(e)),
+    ) = e
+    else {
+        return false;
+    };
+    e.as_database_error()
+        .and_then(|d| d.code())
+        .is_some_and(|code| code == "23503")
+}
+
+impl Pipeline {
+    /// Whether the tenant was purged (its tombstone is written with the
+    /// destruction of its keys).
+    async fn purged(&self, tenant: Uuid) -> bool {
+        self.db
+            .query_one(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT 1 FROM tenant_tombstones WHERE tenant_id = $1",
+                [tenant.into()],
+            ))
+            .await
+            .is_ok_and(|row| row.is_some())
     }
 }
 

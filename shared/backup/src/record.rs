@@ -300,6 +300,17 @@ impl RunRecord {
                 [self.run_id.into(), outcome.as_str().into(), fatal.into()],
             ))
             .await?;
+        if outcome == Outcome::Succeeded {
+            // What keeps a tenant from counting as inactive.
+            self.db
+                .execute(Statement::from_sql_and_values(
+                    DbBackend::Postgres,
+                    "UPDATE tenants SET last_successful_run_at = now()
+                      WHERE id = (SELECT tenant_id FROM runs WHERE id = $1)",
+                    [self.run_id.into()],
+                ))
+                .await?;
+        }
         self.db
             .execute(Statement::from_sql_and_values(
                 DbBackend::Postgres,

@@ -48,6 +48,7 @@ pub const SECTIONS: &[&str] = &[
     "api",
     "worker",
     "scheduler",
+    "lifecycle",
     "m365",
     "google",
 ];

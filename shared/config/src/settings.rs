@@ -30,6 +30,8 @@ pub struct Settings {
     #[serde(default)]
     pub scheduler: SchedulerSettings,
     #[serde(default)]
+    pub lifecycle: LifecycleSettings,
+    #[serde(default)]
     pub m365: M365Settings,
     #[serde(default)]
     pub google: GoogleSettings,
@@ -362,6 +364,101 @@ impl Default for SchedulerSettings {
             catch_up_window_secs: default_catch_up_window_secs(),
         }
     }
+}
+
+/// `[lifecycle]`: retention, garbage collection and purges (the scheduler
+/// carries them out; the API uses the grace periods when it records an end
+/// or an exclusion).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LifecycleSettings {
+    /// How often the lifecycle pass runs, seconds.
+    #[serde(default = "default_lifecycle_tick_secs")]
+    pub tick_secs: u64,
+    /// One scheduler instance at a time runs the pass: it holds a lease for
+    /// this long (seconds), renewed at every step; a crashed holder's lease
+    /// is taken over once it has run out.
+    #[serde(default = "default_lease_secs")]
+    pub lease_secs: u64,
+    /// An ended tenant is purged this long after its end, hours.
+    #[serde(default = "default_grace_hours")]
+    pub tenant_purge_grace_hours: u64,
+    /// An excluded account's data is purged this long after, hours.
+    #[serde(default = "default_grace_hours")]
+    pub account_purge_grace_hours: u64,
+    /// A tenant with no login and no successful run for this long is
+    /// inactive: its admins are notified...
+    #[serde(default = "default_inactive_after_days")]
+    pub inactive_after_days: u64,
+    /// ...and, still inactive this long after, it is ended.
+    #[serde(default = "default_inactive_notice_days")]
+    pub inactive_notice_days: u64,
+    /// A chunk no version references any more is deleted after this long
+    /// (seconds), so that a backup deduplicating against it meanwhile
+    /// simply claims it back.
+    #[serde(default = "default_hour_secs")]
+    pub chunk_grace_secs: u64,
+    /// Packs whose live bytes fall below this share of their size are
+    /// rewritten with only their live chunks.
+    #[serde(default = "default_pack_rewrite_below")]
+    pub pack_rewrite_below: f64,
+    /// A rewritten pack's old object is deleted after this long (seconds):
+    /// a restore that looked up the old locations can still finish.
+    #[serde(default = "default_hour_secs")]
+    pub retired_pack_grace_secs: u64,
+    /// A purged tenant's prefix is swept once more after this long
+    /// (seconds): longer than workers keep a tenant's keys cached.
+    #[serde(default = "default_final_sweep_secs")]
+    pub final_sweep_after_secs: u64,
+}
+
+impl Default for LifecycleSettings {
+    fn default() -> Self {
+        Self {
+            tick_secs: default_lifecycle_tick_secs(),
+            lease_secs: default_lease_secs(),
+            tenant_purge_grace_hours: default_grace_hours(),
+            account_purge_grace_hours: default_grace_hours(),
+            inactive_after_days: default_inactive_after_days(),
+            inactive_notice_days: default_inactive_notice_days(),
+            chunk_grace_secs: default_hour_secs(),
+            pack_rewrite_below: default_pack_rewrite_below(),
+            retired_pack_grace_secs: default_hour_secs(),
+            final_sweep_after_secs: default_final_sweep_secs(),
+        }
+    }
+}
+
+fn default_lifecycle_tick_secs() -> u64 {
+    60
+}
+
+fn default_lease_secs() -> u64 {
+    300
+}
+
+fn default_grace_hours() -> u64 {
+    48
+}
+
+fn default_inactive_after_days() -> u64 {
+    183
+}
+
+fn default_inactive_notice_days() -> u64 {
+    14
+}
+
+fn default_hour_secs() -> u64 {
+    3600
+}
+
+fn default_pack_rewrite_below() -> f64 {
+    0.5
+}
+
+fn default_final_sweep_secs() -> u64 {
+    900
 }
 
 fn default_tick_secs() -> u64 {

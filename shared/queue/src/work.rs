@@ -110,6 +110,10 @@ pub enum WorkItem {
     /// `first` within the upload; the `Upsert` naming the upload follows.
     Chunk {
         tenant_id: Uuid,
+        /// The account whose item this is (absent from work items published
+        /// before it was added).
+        #[serde(default)]
+        account_id: Option<Uuid>,
         upload_id: Uuid,
         first: u32,
         pieces: Vec<serde_bytes::ByteBuf>,

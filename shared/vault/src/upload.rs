@@ -70,6 +70,7 @@ pub async fn publish_item(
         window,
         region,
         tenant_id: item.tenant_id,
+        account_id: item.account_id,
         upload_id: Uuid::now_v7(),
         sent: 0,
         pending: Vec::new(),
@@ -119,6 +120,7 @@ struct ChunkMessages<'a> {
     window: &'a mut ConfirmWindow,
     region: &'a Region,
     tenant_id: Uuid,
+    account_id: Uuid,
     upload_id: Uuid,
     /// Chunks published so far.
     sent: u32,
@@ -144,6 +146,7 @@ impl ChunkMessages<'_> {
         let count = pieces.len() as u32;
         let work = WorkItem::Chunk {
             tenant_id: self.tenant_id,
+            account_id: Some(self.account_id),
             upload_id: self.upload_id,
             first: self.sent,
             pieces,

@@ -78,9 +78,6 @@ pub struct UpdateAccount {
     pub included: bool,
 }
 
-/// How long an excluded account's data is kept before it is purged.
-pub const EXCLUSION_GRACE: chrono::Duration = chrono::Duration::hours(48);
-
 #[utoipa::path(patch, path = "/v1/accounts/{id}", tag = "accounts", params(("id" = Uuid, Path)), request_body = UpdateAccount,
     responses((status = 200, body = AccountOut), (status = 404, body = Problem), (status = 422, body = Problem)), security(("token" = [])))]
 pub async fn update(
@@ -89,6 +86,8 @@ pub async fn update(
     Path(id): Path<Uuid>,
     Json(body): Json<UpdateAccount>,
 ) -> Result<axum::Json<AccountOut>, ApiError> {
+    // How long an excluded account's data is kept before it is purged.
+    let grace = chrono::Duration::hours(state.lifecycle.account_purge_grace_hours as i64);
     let row = audited(
         &state,
         &caller,
@@ -119,7 +118,7 @@ pub async fn update(
                     (true, false) => {
                         row.included = Set(false);
                         row.excluded_at = Set(Some(now));
-                        row.purge_after = Set(Some(now + EXCLUSION_GRACE));
+                        row.purge_after = Set(Some(now + grace));
                     }
                     _ => {}
                 }

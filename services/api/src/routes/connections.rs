@@ -621,6 +621,51 @@ pub async fn get(
     Ok(axum::Json(c.into()))
 }
 
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateConnection {
+    /// Minutes between scheduled backup runs: 60 (hourly) to 10,080 (weekly);
+    /// 240 by default. The next run moves to now plus this.
+    pub schedule_minutes: i32,
+}
+
+#[utoipa::path(patch, path = "/v1/connections/{id}", tag = "connections", params(("id" = Uuid, Path)), request_body = UpdateConnection,
+    responses((status = 200, body = ConnectionOut), (status = 404, body = Problem), (status = 422, body = Problem)), security(("token" = [])))]
+pub async fn update(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<Uuid>,
+    Json(body): Json<UpdateConnection>,
+) -> Result<axum::Json<ConnectionOut>, ApiError> {
+    let out = audited(&state, &caller, "connection.schedule", |txn| {
+        let caller = caller.clone();
+        Box::pin(async move {
+            let minutes =
+                validate::range("schedule_minutes", body.schedule_minutes.into(), 60, 10_080)?;
+            let (connection, tenant) =
+                managed_connection(txn, &caller, id, Action::ManageConnections).await?;
+            let now = Utc::now();
+            let mut row: connections::ActiveModel = connection.clone().into();
+            row.schedule_minutes = Set(minutes as i32);
+            if connection.next_run_at.is_some() {
+                row.next_run_at = Set(Some(now + Duration::minutes(minutes)));
+            }
+            row.updated_at = Set(now);
+            let updated = row.update(txn).await?;
+            Ok((
+                ConnectionOut::from(updated),
+                Audited {
+                    tenant: Some(tenant.id),
+                    target: Some(id.to_string()),
+                    details: json!({ "schedule_minutes": minutes }),
+                },
+            ))
+        })
+    })
+    .await?;
+    Ok(axum::Json(out))
+}
+
 #[utoipa::path(delete, path = "/v1/connections/{id}", tag = "connections", params(("id" = Uuid, Path)),
     responses((status = 204), (status = 404, body = Problem)), security(("token" = [])))]
 pub async fn revoke(

@@ -7,6 +7,7 @@ pub mod backups;
 pub mod connections;
 pub mod exports;
 pub mod grants;
+pub mod lifecycle;
 pub mod login;
 pub mod partners;
 pub mod principals;
@@ -36,6 +37,7 @@ use crate::state::AppState;
         (name = "search", description = "Finding backed-up items and their versions"),
         (name = "restore", description = "Writing backed-up items back to the source"),
         (name = "export", description = "Exports in standard formats (GDPR portability)"),
+        (name = "erasures", description = "Erasure of one account's data (GDPR art. 17) and its certificate"),
         (name = "support"), (name = "audit"), (name = "ops"),
     )
 )]
@@ -85,6 +87,15 @@ pub fn router() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(tenants::create, tenants::list))
         .routes(routes!(tenants::get, tenants::update))
         .routes(routes!(retention::get, retention::put))
+        .routes(routes!(lifecycle::end))
+        .routes(routes!(lifecycle::purge))
+        .routes(routes!(lifecycle::reactivate))
+        .routes(routes!(
+            lifecycle::request_erasure,
+            lifecycle::list_erasures
+        ))
+        .routes(routes!(lifecycle::get_erasure))
+        .routes(routes!(lifecycle::certificate))
         .routes(routes!(principals::create, principals::list))
         .routes(routes!(principals::get, principals::disable))
         .routes(routes!(principals::set_credentials))
@@ -95,7 +106,11 @@ pub fn router() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(connections::connect_google))
         .routes(routes!(connections::verify))
         .routes(routes!(connections::list))
-        .routes(routes!(connections::get, connections::revoke))
+        .routes(routes!(
+            connections::get,
+            connections::update,
+            connections::revoke
+        ))
         .routes(routes!(accounts::list))
         .routes(routes!(accounts::update))
         .routes(routes!(backups::start, backups::list))

@@ -24,7 +24,8 @@ use crate::validate;
 #[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct Rule {
-    /// Keep each version this many days after it was captured.
+    /// Keep each version this many days after a newer version replaced
+    /// it; the current version of an item is always kept.
     pub keep_versions_days: Option<i32>,
     /// Keep items deleted at the source this many days after deletion.
     pub keep_deleted_days: Option<i32>,

@@ -128,6 +128,7 @@ pub async fn create(
                 last_successful_run_at: Set(None),
                 created_at: Set(now),
                 updated_at: Set(now),
+                inactive_notified_at: Set(None),
             }
             .insert(txn)
             .await?;

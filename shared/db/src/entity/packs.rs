@@ -15,6 +15,7 @@ pub struct Model {
     pub live_bytes: i64,
     pub state: String,
     pub created_at: DateTimeUtc,
+    pub retired_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

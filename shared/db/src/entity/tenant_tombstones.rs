@@ -14,6 +14,7 @@ pub struct Model {
     pub purged_at: DateTimeUtc,
     #[sea_orm(column_type = "JsonBinary")]
     pub counts: Json,
+    pub final_sweep_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

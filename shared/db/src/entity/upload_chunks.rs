@@ -14,6 +14,7 @@ pub struct Model {
     pub chunk_id: Vec<u8>,
     pub plain_size: i32,
     pub created_at: DateTimeUtc,
+    pub account_id: Option<Uuid>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
