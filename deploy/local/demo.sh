@@ -138,6 +138,13 @@ gq=$(jq -rn --arg id "$gmsgid" '"rfc822msgid:\($id)" | @uri')
 gback=$(gmail "$ARKIV_SIM_URL/gmail/v1/users/me/messages?q=$gq" | jq '.messages | length')
 echo "  the mailbox holds the message again: $gback copy"
 
+say "an erasure request (GDPR art. 17) for another Google account"
+gerased=$(jq -r '.google[0].users[2].primaryEmail' <<< "$manifest")
+erasure=$(as "$admin_token" erase --tenant "$tenant" --account "$gerased" --wait)
+jq -c '{id, state, deleted_items, deleted_versions}' <<< "$erasure"
+as "$admin_token" erasure certificate --id "$(jq -r .id <<< "$erasure")" \
+    | jq -c '{erased_at, deleted, storage, list_hash}'
+
 say "the tenant's audit chain"
 as "$admin_token" audit verify --tenant "$tenant" | jq -c .
 say "done: source .run/env to use the CLI against the running system"

@@ -150,16 +150,7 @@ async fn microsoft_365_full_and_incremental_backups_hold_exactly_the_source() {
         )
         .await;
     let gone_file = a_source.files[0].clone();
-    let response = reqwest::Client::new()
-        .delete(format!(
-            "{}/v1.0/users/{a}/drive/items/{gone_file}",
-            stack.sim()
-        ))
-        .bearer_auth(&stack.graph_token)
-        .send()
-        .await
-        .unwrap();
-    assert!(response.status().is_success());
+    stack.delete_drive_item(&a, &gone_file).await;
     let response = reqwest::Client::new()
         .put(format!(
             "{}/v1.0/users/{a}/drive/root:/added-between-runs.txt:/content",

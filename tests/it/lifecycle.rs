@@ -95,6 +95,20 @@ async fn no_scheduled_runs(stack: &Stack) {
         .unwrap();
 }
 
+/// Include (back up) or exclude an account through the API.
+async fn set_included(stack: &Stack, account: impl std::fmt::Display, included: bool) {
+    let (status, body) = stack
+        .api
+        .call(
+            &stack.org.tenant_admin,
+            reqwest::Method::PATCH,
+            &format!("/v1/accounts/{account}"),
+            Some(json!({ "included": included })),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+}
+
 /// A user with at least two messages and two files.
 async fn busy_user(stack: &Stack) -> (String, String) {
     for (user, upn) in stack.users() {
@@ -165,16 +179,7 @@ async fn retention_expires_exactly_the_versions_past_the_policy() {
             None,
         )
         .await;
-    let response = reqwest::Client::new()
-        .delete(format!(
-            "{}/v1.0/users/{user}/drive/items/{deleted_file}",
-            stack.sim()
-        ))
-        .bearer_auth(&stack.graph_token)
-        .send()
-        .await
-        .unwrap();
-    assert!(response.status().is_success());
+    stack.delete_drive_item(&user, &deleted_file).await;
     let second = stack.backup().await;
     assert_eq!(second["status"], "succeeded", "{second}");
     assert_eq!(second["new_versions"], 2, "{second}");
@@ -321,6 +326,44 @@ async fn an_ended_subscription_is_purged_after_its_grace_and_nothing_is_left() {
     let partner = stack.org.partner_admin.clone();
     let region = region(&stack);
 
+    // An excluded account's data is purged 48 hours on, unless it is
+    // included again before then.
+    let lifecycle = lifecycle(&stack).await;
+    let account = ids(
+        &stack,
+        "SELECT account_id FROM items GROUP BY account_id ORDER BY count(*) DESC LIMIT 1",
+        vec![],
+    )
+    .await[0];
+    let items_of = format!("SELECT count(*) FROM items WHERE account_id = '{account}'");
+    let items = stack.count(&items_of).await;
+    assert!(items > 0);
+    let exclusion = ManualClock::new();
+    set_included(&stack, account, false).await;
+    exclusion.advance(chrono::Duration::hours(47));
+    let pass = lifecycle.pass(exclusion.now()).await.unwrap();
+    assert_eq!(pass.account_versions_purged, 0, "{pass:?}");
+    set_included(&stack, account, true).await;
+    exclusion.advance(chrono::Duration::hours(2));
+    let pass = lifecycle.pass(exclusion.now()).await.unwrap();
+    assert_eq!(pass.account_versions_purged, 0, "included again: {pass:?}");
+    assert_eq!(stack.count(&items_of).await, items);
+    // Excluded again: the grace counts from this exclusion (a clock at the
+    // system's time again, since the API records it by the system's).
+    set_included(&stack, account, false).await;
+    let exclusion = ManualClock::new();
+    exclusion.advance(chrono::Duration::hours(47));
+    lifecycle.pass(exclusion.now()).await.unwrap();
+    assert_eq!(stack.count(&items_of).await, items, "within the grace");
+    exclusion.advance(chrono::Duration::hours(2));
+    let pass = lifecycle.pass(exclusion.now()).await.unwrap();
+    assert!(pass.account_versions_purged > 0, "{pass:?}");
+    assert_eq!(stack.count(&items_of).await, 0);
+    set_included(&stack, account, true).await;
+    let run = stack.backup().await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(stack.count(&items_of).await, items, "backed up anew");
+
     // An active subscription is not purged without --purge-now.
     let refused = cli(&stack, &partner, &["tenant", "purge", "--tenant", &tenant]).unwrap_err();
     assert!(refused.contains("--purge-now"), "{refused}");
@@ -336,7 +379,6 @@ async fn an_ended_subscription_is_purged_after_its_grace_and_nothing_is_left() {
         serde_json::from_value(ended["purge_after"].clone()).unwrap();
     let hours = (purge_after - chrono::Utc::now()).num_minutes() as f64 / 60.0;
     assert!((47.9..=48.0).contains(&hours), "purged in {hours} h");
-    let lifecycle = lifecycle(&stack).await;
     let clock = ManualClock::new();
     clock.advance(chrono::Duration::hours(47));
     let pass = lifecycle.pass(clock.now()).await.unwrap();
@@ -765,16 +807,7 @@ async fn garbage_collection_racing_a_backup_loses_nothing() {
     for round in 0..3 {
         // Excluded, and (no grace) purged by the next pass: its chunks are
         // now unreferenced, but not yet deleted.
-        let (status, body) = stack
-            .api
-            .call(
-                &stack.org.tenant_admin,
-                reqwest::Method::PATCH,
-                &format!("/v1/accounts/{account}"),
-                Some(json!({ "included": false })),
-            )
-            .await;
-        assert_eq!(status, 200, "{body}");
+        set_included(&stack, account, false).await;
         tokio::time::sleep(Duration::from_millis(50)).await;
         let tenant = stack.org.tenant.parse().unwrap();
         let pass_time = chrono::Utc::now();
@@ -791,25 +824,8 @@ async fn garbage_collection_racing_a_backup_loses_nothing() {
         );
 
         // Included again and backed up, while garbage collection runs.
-        let (status, body) = stack
-            .api
-            .call(
-                &stack.org.tenant_admin,
-                reqwest::Method::PATCH,
-                &format!("/v1/accounts/{account}"),
-                Some(json!({ "included": true })),
-            )
-            .await;
-        assert_eq!(status, 200, "{body}");
-        let started = stack
-            .api
-            .ok(
-                &stack.org.tenant_admin,
-                &format!("/v1/tenants/{}/backups", stack.org.tenant),
-                json!({}),
-            )
-            .await;
-        let run_id = started["runs"][0]["run_id"].as_str().unwrap().to_owned();
+        set_included(&stack, account, true).await;
+        let run_id = stack.start_backup().await;
         // From the moment the worker starts settling the run's items.
         let deadline = Instant::now() + Duration::from_secs(60);
         while stack
@@ -835,6 +851,7 @@ async fn garbage_collection_racing_a_backup_loses_nothing() {
                 retired_before: now + chrono::Duration::days(1),
                 uploads_abandoned_before: now - chrono::Duration::days(1),
                 orphans_before: now - chrono::Duration::hours(1),
+                sweep_orphans: true,
                 now,
             };
             let collected = gc::collect(&stack.api.db.conn, &stack.store, tenant, &region, &policy)
@@ -929,16 +946,7 @@ async fn a_killed_scheduler_completes_purges_and_garbage_collection_when_restart
     )
     .await;
     for account in &accounts[..accounts.len() / 2] {
-        let (status, body) = stack
-            .api
-            .call(
-                &stack.org.tenant_admin,
-                reqwest::Method::PATCH,
-                &format!("/v1/accounts/{account}"),
-                Some(json!({ "included": false })),
-            )
-            .await;
-        assert_eq!(status, 200, "{body}");
+        set_included(&stack, account, false).await;
     }
     let packs = stack.count("SELECT count(*) FROM packs").await;
     assert!(packs > 10, "{packs} packs");

@@ -105,6 +105,12 @@ impl Stack {
 
     /// Start a run through the API and wait for it to end.
     pub(crate) async fn backup(&self) -> Value {
+        let run_id = self.start_backup().await;
+        self.await_run(&run_id, Duration::from_secs(240)).await
+    }
+
+    /// Start a run through the API; its id.
+    pub(crate) async fn start_backup(&self) -> String {
         let started = self
             .api
             .ok(
@@ -113,8 +119,21 @@ impl Stack {
                 json!({}),
             )
             .await;
-        let run_id = started["runs"][0]["run_id"].as_str().unwrap().to_owned();
-        self.await_run(&run_id, Duration::from_secs(240)).await
+        started["runs"][0]["run_id"].as_str().unwrap().to_owned()
+    }
+
+    /// Delete a OneDrive item through Graph.
+    pub(crate) async fn delete_drive_item(&self, user: &str, item: &str) {
+        let response = reqwest::Client::new()
+            .delete(format!(
+                "{}/v1.0/users/{user}/drive/items/{item}",
+                self.sim()
+            ))
+            .bearer_auth(&self.graph_token)
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_success(), "{}", response.status());
     }
 
     pub(crate) async fn await_run(&self, run_id: &str, limit: Duration) -> Value {

@@ -62,6 +62,9 @@ pub struct Policy {
     pub uploads_abandoned_before: DateTime<Utc>,
     /// Unnamed objects whose id is older than this (real time) are orphans.
     pub orphans_before: DateTime<Utc>,
+    /// Whether to list the tenants' prefixes for orphans at all (a listing
+    /// per tenant: the routine pass does it once per chunk grace).
+    pub sweep_orphans: bool,
     pub now: DateTime<Utc>,
 }
 
@@ -75,6 +78,7 @@ impl Policy {
             retired_before: now - Duration::seconds(settings.retired_pack_grace_secs as i64),
             uploads_abandoned_before: now - Duration::days(1),
             orphans_before: Utc::now() - grace,
+            sweep_orphans: true,
             now,
         }
     }
@@ -156,7 +160,9 @@ pub async fn collect(
     delete_dead_chunks(db, tenant, policy, &mut done).await?;
     delete_empty_packs(db, store, tenant, region, policy, &mut done).await?;
     rewrite_sparse_packs(db, store, tenant, region, policy, &mut done).await?;
-    delete_orphans(db, store, tenant, region, policy, &mut done).await?;
+    if policy.sweep_orphans {
+        delete_orphans(db, store, tenant, region, policy, &mut done).await?;
+    }
     if done != Collected::default() {
         tracing::info!(%tenant, ?done, "garbage collected");
         metrics::counter!("arkiv_gc_chunks_deleted_total").increment(done.chunks_deleted);

@@ -127,6 +127,7 @@ impl Application {
                 std::env::var("HOSTNAME").unwrap_or_else(|_| "scheduler".into()),
                 uuid::Uuid::new_v4().simple()
             ),
+            orphans_swept: Default::default(),
         })
     }
 

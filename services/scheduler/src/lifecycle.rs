@@ -44,6 +44,8 @@ pub struct Lifecycle {
     pub settings: LifecycleSettings,
     /// This instance's name in the lease.
     pub holder: String,
+    /// When this instance last listed the tenants' prefixes for orphans.
+    pub orphans_swept: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
 const LEASE: &str = "lifecycle";
@@ -86,7 +88,9 @@ impl Lifecycle {
         if !self.lead().await? {
             return Ok(pass);
         }
-        pass.collected = gc::collect_all(&self.db, &self.store, &Policy::routine(now, s)).await?;
+        let mut policy = Policy::routine(now, s);
+        policy.sweep_orphans = self.orphans_due();
+        pass.collected = gc::collect_all(&self.db, &self.store, &policy).await?;
         pass.objects_swept = tenants::final_sweeps(
             &self.db,
             &self.store,
@@ -94,6 +98,18 @@ impl Lifecycle {
         )
         .await?;
         Ok(pass)
+    }
+
+    /// Whether to look for orphan objects in this pass: once per chunk
+    /// grace, since what is younger is not collected anyway.
+    fn orphans_due(&self) -> bool {
+        let mut last = self.orphans_swept.lock().unwrap_or_else(|e| e.into_inner());
+        let every = std::time::Duration::from_secs(self.settings.chunk_grace_secs);
+        if last.is_some_and(|at| at.elapsed() < every) {
+            return false;
+        }
+        *last = Some(std::time::Instant::now());
+        true
     }
 
     /// Take or renew the lease (real time: it is about processes, not the
