@@ -196,22 +196,28 @@ impl Connector {
             fetch_concurrency: self.settings.mailbox_concurrency,
             sweeps: Arc::default(),
         };
-        let mut queue = accounts.iter();
-        let mut running = FuturesUnordered::new();
-        loop {
-            while running.len() < self.settings.accounts_in_parallel.max(1) {
-                match queue.next() {
-                    Some(account) => running.push(account_backup(&scope, account)),
-                    None => break,
+        let every_account = async {
+            let mut queue = accounts.iter();
+            let mut running = FuturesUnordered::new();
+            loop {
+                while running.len() < self.settings.accounts_in_parallel.max(1) {
+                    match queue.next() {
+                        Some(account) => running.push(account_backup(&scope, account)),
+                        None => break,
+                    }
+                }
+                match running.next().await {
+                    Some(result) => result?,
+                    None => return Ok::<(), String>(()),
                 }
             }
-            match running.next().await {
-                Some(result) => result?,
-                None => break,
-            }
-        }
-        drop(running);
-        self.shared_drives(&scope, &admin, &accounts).await?;
+        };
+        // Shared drives alongside the accounts, not after them: each runs
+        // under its custodian's lane, so the per-user limits still hold.
+        let (accounts_done, drives_done) =
+            tokio::join!(every_account, self.shared_drives(&scope, &admin, &accounts));
+        accounts_done?;
+        drives_done?;
         let sweeps = std::mem::take(&mut *scope.sweeps.lock().expect("sweeps lock"));
         Ok(Walked {
             region: scope.region,
@@ -242,69 +248,91 @@ impl Connector {
                 return record_error(scope, None, Workload::Drive, &e).await;
             }
         };
-        for d in drives["drives"].as_array().into_iter().flatten() {
-            let (Some(id), name) = (d["id"].as_str(), d["name"].as_str().unwrap_or_default())
-            else {
-                continue;
-            };
-            let drive = SharedDrive {
-                id: id.to_owned(),
-                name: name.to_owned(),
-            };
-            let walked_by = arkiv_backup::cursor::holders(
-                &self.db,
-                accounts.iter().map(|a| a.id).collect(),
-                Workload::Drive,
-                &format!("shared:{id}"),
-            )
-            .await
-            .map_err(|e| e.to_string())?;
-            let mut candidates: Vec<&Account> = accounts
-                .iter()
-                .filter(|a| walked_by.contains(&a.id))
-                .collect();
-            candidates.extend(accounts.iter().filter(|a| !walked_by.contains(&a.id)));
-            let mut custodian = None;
-            for a in candidates {
-                let member = google
-                    .get_json(
-                        &a.email,
-                        "drive/v3/changes/startPageToken",
-                        &[("driveId", id), ("supportsAllDrives", "true")],
-                    )
-                    .await;
-                match member {
-                    Ok(_) => {
-                        custodian = Some(a);
-                        break;
-                    }
-                    Err(e) if e.status() == Some(404) => {}
-                    Err(e) => return record_error(scope, Some(a.id), Workload::Drive, &e).await,
-                }
-            }
-            let Some(custodian) = custodian else {
-                scope
-                    .record
-                    .error(RunErrorEntry {
-                        workload: Some(Workload::Drive),
-                        item_ref: Some(id.to_owned()),
-                        code: "sharedDriveUnreachable".into(),
-                        message: "no included account is a member of this shared drive: add one, or include a member, to back it up".into(),
-                        ..RunErrorEntry::default()
-                    })
-                    .await
-                    .map_err(|e| e.to_string())?;
-                continue;
-            };
-            match scope.shared_drive(custodian, drive).await {
-                Ok(()) => {}
-                Err(WalkError::Google(e)) => {
-                    record_error(scope, Some(custodian.id), Workload::Drive, &e).await?
-                }
-                Err(e) => return Err(e.to_string()),
-            }
+        let drives: Vec<SharedDrive> = drives["drives"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|d| {
+                Some(SharedDrive {
+                    id: d["id"].as_str()?.to_owned(),
+                    name: d["name"].as_str().unwrap_or_default().to_owned(),
+                })
+            })
+            .collect();
+        // A few drives at once; each keeps to its custodian's limits.
+        let mut walks = futures::stream::iter(
+            drives
+                .into_iter()
+                .map(|drive| self.shared_drive(scope, accounts, drive)),
+        )
+        .buffer_unordered(4);
+        while let Some(result) = walks.next().await {
+            result?;
         }
         Ok(())
+    }
+
+    /// One shared drive, under the account that walked it before if it is
+    /// still a member, otherwise the first included account that is one.
+    async fn shared_drive(
+        &self,
+        scope: &RunScope,
+        accounts: &[Account],
+        drive: SharedDrive,
+    ) -> Result<(), String> {
+        let google = &scope.google;
+        let id = drive.id.clone();
+        let walked_by = arkiv_backup::cursor::holders(
+            &self.db,
+            accounts.iter().map(|a| a.id).collect(),
+            Workload::Drive,
+            &format!("shared:{id}"),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        let mut candidates: Vec<&Account> = accounts
+            .iter()
+            .filter(|a| walked_by.contains(&a.id))
+            .collect();
+        candidates.extend(accounts.iter().filter(|a| !walked_by.contains(&a.id)));
+        let mut custodian = None;
+        for a in candidates {
+            let member = google
+                .get_json(
+                    &a.email,
+                    "drive/v3/changes/startPageToken",
+                    &[("driveId", id.as_str()), ("supportsAllDrives", "true")],
+                )
+                .await;
+            match member {
+                Ok(_) => {
+                    custodian = Some(a);
+                    break;
+                }
+                Err(e) if e.status() == Some(404) => {}
+                Err(e) => return record_error(scope, Some(a.id), Workload::Drive, &e).await,
+            }
+        }
+        let Some(custodian) = custodian else {
+            return scope
+                .record
+                .error(RunErrorEntry {
+                    workload: Some(Workload::Drive),
+                    item_ref: Some(id),
+                    code: "sharedDriveUnreachable".into(),
+                    message: "no included account is a member of this shared drive: add one, or include a member, to back it up".into(),
+                    ..RunErrorEntry::default()
+                })
+                .await
+                .map_err(|e| e.to_string());
+        };
+        match scope.shared_drive(custodian, drive).await {
+            Ok(()) => Ok(()),
+            Err(WalkError::Google(e)) => {
+                record_error(scope, Some(custodian.id), Workload::Drive, &e).await
+            }
+            Err(e) => Err(e.to_string()),
+        }
     }
 
     /// Carry out a restore job (see `restore.rs`).
