@@ -62,8 +62,16 @@ pub async fn carry_out(
     .await?;
     let mut done = 0;
     for r in open {
-        erase(db, store, settings, &r, now).await?;
-        done += 1;
+        // One request's failure does not hold up the others; it stays
+        // `running` and is taken up again at the next pass.
+        match erase(db, store, settings, &r, now).await {
+            Ok(true) => done += 1,
+            Ok(false) => {}
+            Err(e) => {
+                metrics::counter!("arkiv_scheduler_erasure_failures_total").increment(1);
+                tracing::warn!(erasure = %r.id, error = %e, "erasure not finished; retrying at the next pass");
+            }
+        }
     }
     Ok(done)
 }
@@ -74,7 +82,7 @@ async fn erase(
     settings: &LifecycleSettings,
     r: &Request,
     now: DateTime<Utc>,
-) -> Result<(), LifecycleError> {
+) -> Result<bool, LifecycleError> {
     if r.state == "queued" {
         let txn = db.begin().await?;
         // Claimed by this pass alone.
@@ -87,7 +95,7 @@ async fn erase(
             .await?
             .rows_affected();
         if claimed == 0 {
-            return Ok(());
+            return Ok(false);
         }
         let (items, mut versions, by_workload) = match r.account_id {
             Some(account) => {
@@ -106,8 +114,11 @@ async fn erase(
                 let (items, versions) = drop_account_data(&txn, r.tenant_id, account, now).await?;
                 txn.execute(Statement::from_sql_and_values(
                     DbBackend::Postgres,
+                    // purge_after stays set: whatever of the account was
+                    // still in flight and lands later is purged by the
+                    // next passes (see `tenants::purge_excluded_accounts`).
                     "UPDATE protected_accounts
-                        SET included = false, excluded_at = coalesce(excluded_at, $2), purge_after = NULL
+                        SET included = false, excluded_at = coalesce(excluded_at, $2), purge_after = $2
                       WHERE id = $1",
                     [account.into(), now.into()],
                 ))
@@ -172,6 +183,29 @@ async fn erase(
         &Policy::erasure(now, settings),
     )
     .await?;
+    // Done only when storage holds nothing released any more: a chunk a
+    // worker held locked, or a pack that could not be rewritten, leaves the
+    // request running for the next pass.
+    let left = db
+        .query_one(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT (SELECT count(*) FROM chunks c
+                      WHERE c.tenant_id = $1 AND c.refcount = 0 AND c.deletable_at IS NOT NULL
+                        AND NOT EXISTS (SELECT 1 FROM upload_chunks u
+                                         WHERE u.tenant_id = c.tenant_id AND u.chunk_id = c.id))
+                  + (SELECT count(*) FROM packs
+                      WHERE tenant_id = $1 AND (retired_at IS NOT NULL OR live_bytes < size))",
+            [r.tenant_id.into()],
+        ))
+        .await?
+        .map(|row| row.try_get_by_index::<i64>(0))
+        .transpose()?
+        .unwrap_or_default();
+    if left > 0 {
+        return Err(LifecycleError::Refused(format!(
+            "{left} released chunks or sparse packs are still in storage"
+        )));
+    }
     let txn = db.begin().await?;
     txn.execute(Statement::from_sql_and_values(
         DbBackend::Postgres,
@@ -205,5 +239,5 @@ async fn erase(
     txn.commit().await?;
     metrics::counter!("arkiv_scheduler_erasures_total").increment(1);
     tracing::info!(erasure = %r.id, tenant = %r.tenant_id, "erasure complete");
-    Ok(())
+    Ok(true)
 }

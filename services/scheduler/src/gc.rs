@@ -77,7 +77,9 @@ impl Policy {
             rewrite_below: settings.pack_rewrite_below,
             retired_before: now - Duration::seconds(settings.retired_pack_grace_secs as i64),
             uploads_abandoned_before: now - Duration::days(1),
-            orphans_before: Utc::now() - grace,
+            // Far longer than any batch takes from its PUT to its commit,
+            // whatever the workers' clocks say.
+            orphans_before: Utc::now() - grace.max(Duration::days(1)),
             sweep_orphans: true,
             now,
         }
@@ -142,7 +144,15 @@ pub async fn collect_all(
         let Ok(region) = t.region.parse::<Region>() else {
             continue;
         };
-        total += collect(db, store, t.id, &region, policy).await?;
+        // One tenant's failure (a corrupt pack, S3 down for its region)
+        // does not hold up the others'.
+        match collect(db, store, t.id, &region, policy).await {
+            Ok(done) => total += done,
+            Err(e) => {
+                metrics::counter!("arkiv_gc_failures_total").increment(1);
+                tracing::warn!(tenant = %t.id, error = %e, "garbage collection failed; retrying at the next pass");
+            }
+        }
     }
     Ok(total)
 }
@@ -159,7 +169,15 @@ pub async fn collect(
     abandon_uploads(db, tenant, policy).await?;
     delete_dead_chunks(db, tenant, policy, &mut done).await?;
     delete_empty_packs(db, store, tenant, region, policy, &mut done).await?;
-    rewrite_sparse_packs(db, store, tenant, region, policy, &mut done).await?;
+    loop {
+        let before = done.packs_rewritten;
+        rewrite_sparse_packs(db, store, tenant, region, policy, &mut done).await?;
+        // Routinely a bounded amount per pass; after an erasure, until
+        // no pack holds a dead byte.
+        if policy.rewrite_below < 1.0 || done.packs_rewritten == before {
+            break;
+        }
+    }
     if policy.sweep_orphans {
         delete_orphans(db, store, tenant, region, policy, &mut done).await?;
     }
@@ -180,9 +198,12 @@ async fn abandon_uploads(
     policy: &Policy,
 ) -> Result<(), DbErr> {
     let txn = db.begin().await?;
+    // Whole uploads only: one still being sent keeps its early chunks.
     exec(
         &txn,
-        "DELETE FROM upload_chunks WHERE tenant_id = $1 AND created_at < $2",
+        "DELETE FROM upload_chunks WHERE tenant_id = $1 AND upload_id IN (
+             SELECT upload_id FROM upload_chunks WHERE tenant_id = $1
+              GROUP BY upload_id HAVING max(created_at) < $2)",
         vec![tenant.into(), policy.uploads_abandoned_before.into()],
     )
     .await?;
@@ -229,6 +250,10 @@ async fn delete_dead_chunks(
                   WHERE c.tenant_id = $1 AND c.refcount = 0 AND c.deletable_at < $2
                     AND NOT EXISTS (SELECT 1 FROM upload_chunks u
                                      WHERE u.tenant_id = c.tenant_id AND u.chunk_id = c.id)
+                    -- Never trusted alone: a count that is wrong must not
+                    -- make the same batch fail at every pass.
+                    AND NOT EXISTS (SELECT 1 FROM version_chunks v
+                                     WHERE v.tenant_id = c.tenant_id AND v.chunk_id = c.id)
                   LIMIT $3
                   FOR UPDATE SKIP LOCKED)
              DELETE FROM chunks c USING dead

@@ -51,19 +51,28 @@ pub struct Lifecycle {
 const LEASE: &str = "lifecycle";
 
 impl Lifecycle {
-    /// One pass at `now` (the scheduler's clock). The lease is renewed
-    /// before each step; an instance that lost it stops where it is.
+    /// One pass at `now` (the scheduler's clock), while this instance
+    /// holds the lease. The lease is renewed while the pass runs; should it
+    /// be lost all the same (the database unreachable for longer than the
+    /// lease), the pass stops where it is: each step is idempotent, and the
+    /// new holder carries on.
     pub async fn pass(&self, now: DateTime<Utc>) -> Result<Pass, LifecycleError> {
-        let mut pass = Pass::default();
         if !self.lead().await? {
-            return Ok(pass);
+            return Ok(Pass::default());
         }
-        pass.led = true;
+        tokio::select! {
+            pass = self.steps(now) => pass,
+            lost = self.keep_leading() => Err(lost),
+        }
+    }
+
+    async fn steps(&self, now: DateTime<Utc>) -> Result<Pass, LifecycleError> {
         let s = &self.settings;
+        let mut pass = Pass {
+            led: true,
+            ..Pass::default()
+        };
         pass.erasures = crate::erasure::carry_out(&self.db, &self.store, s, now).await?;
-        if !self.lead().await? {
-            return Ok(pass);
-        }
         let purger = Purger {
             db: &self.db,
             store: &self.store,
@@ -81,13 +90,7 @@ impl Lifecycle {
             Duration::hours(s.tenant_purge_grace_hours as i64),
         )
         .await?;
-        if !self.lead().await? {
-            return Ok(pass);
-        }
         pass.expired = retention::expire(&self.db, now).await?;
-        if !self.lead().await? {
-            return Ok(pass);
-        }
         let mut policy = Policy::routine(now, s);
         policy.sweep_orphans = self.orphans_due();
         pass.collected = gc::collect_all(&self.db, &self.store, &policy).await?;
@@ -98,6 +101,20 @@ impl Lifecycle {
         )
         .await?;
         Ok(pass)
+    }
+
+    /// Renew the lease a few times per its length; returns once it is lost.
+    async fn keep_leading(&self) -> LifecycleError {
+        let every = std::time::Duration::from_secs(self.settings.lease_secs.max(3) / 3);
+        loop {
+            tokio::time::sleep(every).await;
+            match self.lead().await {
+                Ok(true) => {}
+                Ok(false) => return LifecycleError::Refused("the lifecycle lease was lost".into()),
+                // Not lost yet: it holds until it runs out.
+                Err(e) => tracing::warn!(error = %e, "the lifecycle lease could not be renewed"),
+            }
+        }
     }
 
     /// Whether to look for orphan objects in this pass: once per chunk

@@ -73,31 +73,45 @@ pub async fn purge_due(p: &Purger<'_>, now: DateTime<Utc>) -> Result<Vec<Uuid>, 
     .await?;
     let mut purged = Vec::new();
     for tenant in due {
-        purge_tenant(p, tenant, now).await?;
-        purged.push(tenant);
+        match purge_tenant(p, tenant, now).await {
+            Ok(true) => purged.push(tenant),
+            Ok(false) => {}
+            // Left as it is (keys destroyed or not): the next pass goes on
+            // from there.
+            Err(e) => {
+                metrics::counter!("arkiv_scheduler_purge_failures_total").increment(1);
+                tracing::warn!(%tenant, error = %e, "purge not finished; retrying at the next pass");
+            }
+        }
     }
     Ok(purged)
 }
 
-/// Purge one ended tenant (see the module's documentation for the steps).
+/// Purge one ended tenant whose purge is due (see the module's
+/// documentation for the steps). Returns whether it was purged.
 pub async fn purge_tenant(
     p: &Purger<'_>,
     tenant: Uuid,
     now: DateTime<Utc>,
-) -> Result<(), LifecycleError> {
+) -> Result<bool, LifecycleError> {
     let db = p.db;
     // 1. Tombstone and crypto-shredding.
     let txn = db.begin().await?;
     let Some(t) = Ending::find_by_statement(Statement::from_sql_and_values(
         DbBackend::Postgres,
         "SELECT partner_id, region, created_at, ended_at, subscription_state
-           FROM tenants WHERE id = $1 FOR UPDATE",
-        [tenant.into()],
+           FROM tenants
+          WHERE id = $1 AND (subscription_state = 'purged'
+                             OR (subscription_state = 'ended' AND purge_after <= $2))
+            FOR UPDATE",
+        [tenant.into(), now.into()],
     ))
     .one(&txn)
     .await?
     else {
-        return Ok(()); // purged by another instance meanwhile
+        // Purged by another instance meanwhile, reactivated, or ended
+        // again with a later purge date: nothing to do now.
+        return Ok(false);
     };
     if t.subscription_state == "ended" {
         let counts = txn
@@ -153,12 +167,6 @@ pub async fn purge_tenant(
         .await?;
         txn.commit().await?;
         tracing::info!(%tenant, "tenant keys destroyed; purging its data");
-    } else if t.subscription_state != "purged" {
-        txn.rollback().await?;
-        return Err(LifecycleError::Refused(format!(
-            "tenant {tenant} is {}: only an ended tenant is purged",
-            t.subscription_state
-        )));
     } else {
         txn.rollback().await?;
     }
@@ -219,7 +227,7 @@ pub async fn purge_tenant(
     txn.commit().await?;
     metrics::counter!("arkiv_scheduler_tenants_purged_total").increment(1);
     tracing::info!(%tenant, objects, parked, "tenant purged");
-    Ok(())
+    Ok(true)
 }
 
 /// Take the tenant's messages out of its region's parking lot; the others
@@ -328,6 +336,8 @@ pub async fn purge_excluded_accounts(
     for a in due {
         let txn = db.begin().await?;
         // Still excluded, and locked against being included meanwhile.
+        // Locked against being included meanwhile, and against new items
+        // (the worker's foreign key to the account) until this commits.
         let still = txn
             .query_one(Statement::from_sql_and_values(
                 DbBackend::Postgres,
@@ -339,13 +349,13 @@ pub async fn purge_excluded_accounts(
         if still.is_none() {
             continue;
         }
+        // purge_after stays: what was in flight when the account was
+        // excluded and lands later is purged by the next passes.
         let (items, dropped) = drop_account_data(&txn, a.tenant_id, a.id, now).await?;
-        txn.execute(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "UPDATE protected_accounts SET purge_after = NULL WHERE id = $1",
-            [a.id.into()],
-        ))
-        .await?;
+        if items == 0 {
+            txn.rollback().await?;
+            continue;
+        }
         audit::system(
             &txn,
             Some(a.tenant_id),
@@ -444,14 +454,29 @@ pub async fn inactivity(
                 notified += 1;
             }
             Some(at) if now - at >= notice => {
-                txn.execute(Statement::from_sql_and_values(
-                    DbBackend::Postgres,
-                    "UPDATE tenants SET subscription_state = 'ended', ended_at = $2,
-                            purge_after = $3, updated_at = now()
-                      WHERE id = $1 AND subscription_state IN ('trial', 'active')",
-                    [t.id.into(), now.into(), (now + purge_grace).into()],
-                ))
-                .await?;
+                // Still inactive at this moment: a login or a run since
+                // the selection keeps it.
+                let ended_now = txn
+                    .execute(Statement::from_sql_and_values(
+                        DbBackend::Postgres,
+                        "UPDATE tenants SET subscription_state = 'ended', ended_at = $2,
+                                purge_after = $3, updated_at = now()
+                          WHERE id = $1 AND subscription_state IN ('trial', 'active')
+                            AND coalesce(last_login_at, created_at) <= $4
+                            AND coalesce(last_successful_run_at, created_at) <= $4",
+                        [
+                            t.id.into(),
+                            now.into(),
+                            (now + purge_grace).into(),
+                            t.last_active.into(),
+                        ],
+                    ))
+                    .await?
+                    .rows_affected();
+                if ended_now == 0 {
+                    txn.rollback().await?;
+                    continue;
+                }
                 audit::system(
                     &txn,
                     Some(t.id),

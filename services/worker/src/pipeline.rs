@@ -296,7 +296,7 @@ impl Pipeline {
         let mut collected = false;
         let outcome = match sealed {
             Ok(sealed) => self.commit(sealed).await.map_err(|e| {
-                collected = is_foreign_key_violation(&e);
+                collected = is_concurrent_conflict(&e);
                 e.to_string()
             }),
             Err(reason) => Err(reason),
@@ -633,6 +633,20 @@ impl Pipeline {
                 .collect(),
         )
         .await?;
+        // A chunk another worker stored at the same moment kept its place
+        // there (`write_chunks`): its copy here is dead from the start, and
+        // the pack's live bytes must say so for garbage collection.
+        if !packs.is_empty() {
+            let ids: Vec<Uuid> = packs.iter().map(|(_, id, _)| *id).collect();
+            exec(
+                &txn,
+                "UPDATE packs p SET live_bytes = coalesce(
+                     (SELECT sum(stored_size) FROM chunks c WHERE c.pack_id = p.id), 0)
+                  WHERE p.id = ANY($1)",
+                vec![ids.into()],
+            )
+            .await?;
+        }
         runs.record(&txn).await?;
         txn.commit().await?;
         Ok(failures)
@@ -743,7 +757,10 @@ impl Pipeline {
     }
 }
 
-fn is_foreign_key_violation(e: &PipelineError) -> bool {
+/// A failure caused by a concurrent change, not by the batch: a chunk
+/// collected meanwhile (foreign-key violation, 23503) or a deadlock with
+/// the lifecycle's updates of the same chunks (40P01).
+fn is_concurrent_conflict(e: &PipelineError) -> bool {
     let PipelineError::Db(
         DbErr::Exec(sea_orm::RuntimeErr::SqlxError(e))
         | DbErr::Query(sea_orm::RuntimeErr::SqlxError(e)),
@@ -753,7 +770,7 @@ fn is_foreign_key_violation(e: &PipelineError) -> bool {
     };
     e.as_database_error()
         .and_then(|d| d.code())
-        .is_some_and(|code| code == "23503")
+        .is_some_and(|code| code == "23503" || code == "40P01")
 }
 
 impl Pipeline {
