@@ -109,6 +109,22 @@ async fn set_included(stack: &Stack, account: impl std::fmt::Display, included: 
     assert_eq!(status, 200, "{body}");
 }
 
+/// Each of `actions` is in the tenant's audit chain.
+async fn assert_audited(
+    db: &arkiv_db::sea_orm::DatabaseConnection,
+    tenant: &str,
+    actions: &[&str],
+) {
+    let logged = arkiv_tests::seed::texts(
+        db,
+        &format!("SELECT action FROM audit_log WHERE tenant_id = '{tenant}' ORDER BY seq"),
+    )
+    .await;
+    for action in actions {
+        assert!(logged.iter().any(|a| a == action), "{action} in {logged:?}");
+    }
+}
+
 /// A user with at least two messages and two files.
 async fn busy_user(stack: &Stack) -> (String, String) {
     for (user, upn) in stack.users() {
@@ -513,22 +529,17 @@ async fn an_ended_subscription_is_purged_after_its_grace_and_nothing_is_left() {
     let counts: Value = serde_json::from_str(&counts).unwrap();
     assert!(counts["versions"].as_i64().unwrap() > 0, "{counts}");
     assert_eq!(counts["parked_discarded"], 1, "{counts}");
-    let actions = arkiv_tests::seed::texts(
+    assert_audited(
         &stack.api.db.conn,
-        &format!("SELECT action FROM audit_log WHERE tenant_id = '{tenant}' ORDER BY seq"),
+        &tenant,
+        &[
+            "tenant.end",
+            "tenant.reactivate",
+            "tenant.purge",
+            "tenant.purged",
+        ],
     )
     .await;
-    for action in [
-        "tenant.end",
-        "tenant.reactivate",
-        "tenant.purge",
-        "tenant.purged",
-    ] {
-        assert!(
-            actions.iter().any(|a| a == action),
-            "{action} in {actions:?}"
-        );
-    }
     let chain = arkiv_db::audit::verify(&stack.api.db.conn, Some(tenant.parse().unwrap()))
         .await
         .unwrap();
@@ -1140,23 +1151,15 @@ async fn an_inactive_tenant_is_notified_then_ended_then_purged() {
     );
     assert_eq!(state(quiet.tenant.clone()).await, "");
     assert_eq!(state(busy.tenant.clone()).await, "trial");
-    let actions = arkiv_tests::seed::texts(
+    assert_audited(
         db,
-        &format!(
-            "SELECT action FROM audit_log WHERE tenant_id = '{}' ORDER BY seq",
-            quiet.tenant
-        ),
+        &quiet.tenant,
+        &[
+            "tenant.notify_inactive",
+            "tenant.end",
+            "tenant.purge",
+            "tenant.purged",
+        ],
     )
     .await;
-    for action in [
-        "tenant.notify_inactive",
-        "tenant.end",
-        "tenant.purge",
-        "tenant.purged",
-    ] {
-        assert!(
-            actions.iter().any(|a| a == action),
-            "{action} in {actions:?}"
-        );
-    }
 }
