@@ -85,22 +85,14 @@ impl Connector {
         connection: &connections::Model,
         record: Option<Arc<RunRecord>>,
     ) -> Result<Connected, String> {
-        if connection.status != "active" {
-            return Err(format!(
-                "the connection is {}, not active: reconnect it",
-                connection.status
-            ));
-        }
-        let domain = connection
-            .external_id
-            .clone()
-            .ok_or("the connection has no Workspace domain")?;
-        let secrets = ConnectionSecrets::open(
+        let (domain, secrets) = ConnectionSecrets::of_active(
             &self.service,
             connection.id,
+            &connection.status,
+            connection.external_id.as_deref(),
             connection.credentials_sealed.as_deref(),
-        )
-        .map_err(|e| e.to_string())?;
+            "the connection has no Workspace domain",
+        )?;
         let admin = secrets
             .google_admin
             .ok_or("the connection names no admin to act as: connect it again")?;

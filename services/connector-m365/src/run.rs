@@ -71,22 +71,14 @@ impl Connector {
         connection: &connections::Model,
         record: Option<Arc<RunRecord>>,
     ) -> Result<Graph, String> {
-        if connection.status != "active" {
-            return Err(format!(
-                "the connection is {}, not active: reconnect it",
-                connection.status
-            ));
-        }
-        let ms_tenant = connection
-            .external_id
-            .clone()
-            .ok_or("the connection has no Microsoft tenant yet: finish consent")?;
-        let secrets = ConnectionSecrets::open(
+        let (ms_tenant, secrets) = ConnectionSecrets::of_active(
             &self.service,
             connection.id,
+            &connection.status,
+            connection.external_id.as_deref(),
             connection.credentials_sealed.as_deref(),
-        )
-        .map_err(|e| e.to_string())?;
+            "the connection has no Microsoft tenant yet: finish consent",
+        )?;
         let credentials = match (secrets.m365_client_id, secrets.m365_client_secret) {
             (Some(client_id), Some(secret)) => AppCredentials {
                 client_id,

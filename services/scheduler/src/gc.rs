@@ -31,7 +31,7 @@ use arkiv_vault::{pack_key, tenant_prefix};
 use bytes::{Bytes, BytesMut};
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DbBackend, DbErr, FromQueryResult, RuntimeErr, Statement,
+    ConnectionTrait, DatabaseConnection, DbBackend, DbErr, FromQueryResult, Statement,
     TransactionTrait,
 };
 use serde::Serialize;
@@ -322,14 +322,7 @@ async fn delete_dead_chunks(
 }
 
 fn is_foreign_key_violation(e: &DbErr) -> bool {
-    let text = match e {
-        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => e
-            .as_database_error()
-            .and_then(|d| d.code())
-            .map(|c| c.into_owned()),
-        _ => None,
-    };
-    text.as_deref() == Some("23503")
+    arkiv_db::sql_state(e).as_deref() == Some("23503")
 }
 
 #[derive(Debug, FromQueryResult)]

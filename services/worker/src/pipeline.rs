@@ -761,16 +761,10 @@ impl Pipeline {
 /// collected meanwhile (foreign-key violation, 23503) or a deadlock with
 /// the lifecycle's updates of the same chunks (40P01).
 fn is_concurrent_conflict(e: &PipelineError) -> bool {
-    let PipelineError::Db(
-        DbErr::Exec(sea_orm::RuntimeErr::SqlxError(e))
-        | DbErr::Query(sea_orm::RuntimeErr::SqlxError(e)),
-    ) = e
-    else {
+    let PipelineError::Db(e) = e else {
         return false;
     };
-    e.as_database_error()
-        .and_then(|d| d.code())
-        .is_some_and(|code| code == "23503" || code == "40P01")
+    matches!(arkiv_db::sql_state(e).as_deref(), Some("23503" | "40P01"))
 }
 
 impl Pipeline {

@@ -122,3 +122,16 @@ pub mod migrate {
             .collect())
     }
 }
+
+/// PostgreSQL's SQLSTATE of a failed statement (`23503` a foreign-key
+/// violation, `40P01` a deadlock, ...), if the database gave one.
+pub fn sql_state(e: &DbErr) -> Option<String> {
+    match e {
+        DbErr::Exec(sea_orm::RuntimeErr::SqlxError(e))
+        | DbErr::Query(sea_orm::RuntimeErr::SqlxError(e)) => e
+            .as_database_error()
+            .and_then(|d| d.code())
+            .map(|c| c.into_owned()),
+        _ => None,
+    }
+}

@@ -38,6 +38,28 @@ impl ConnectionSecrets {
         key.seal(&json, connection.as_bytes())
     }
 
+    /// The secrets of a connection a connector is to use, with the
+    /// provider's id of it (`external_id`): refused, with what to do, if
+    /// the connection is not active or has no such id (`without_id` says
+    /// what is missing).
+    pub fn of_active(
+        key: &ServiceKey,
+        connection: Uuid,
+        status: &str,
+        external_id: Option<&str>,
+        sealed: Option<&[u8]>,
+        without_id: &str,
+    ) -> Result<(String, Self), String> {
+        if status != "active" {
+            return Err(format!(
+                "the connection is {status}, not active: reconnect it"
+            ));
+        }
+        let external_id = external_id.ok_or(without_id)?.to_owned();
+        let secrets = Self::open(key, connection, sealed).map_err(|e| e.to_string())?;
+        Ok((external_id, secrets))
+    }
+
     /// Open what [`ConnectionSecrets::seal`] made; `None` is no secrets.
     pub fn open(
         key: &ServiceKey,
