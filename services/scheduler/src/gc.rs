@@ -18,7 +18,7 @@
 //!   old locations can finish;
 //! - an object under the tenant's prefix that no pack row names (a pack
 //!   PUT whose transaction never committed) is deleted only once its id,
-//!   a time-ordered UUID, is older than the chunk grace in real time.
+//!   a time-ordered UUID, is older than a day (or the chunk grace, if longer) in real time.
 //!
 //! Each step is idempotent: a collection killed anywhere is completed by
 //! the next.
