@@ -54,6 +54,26 @@ ensure_rabbitmq_limits() {
     fi
 }
 
+# Quorum queues checksum every log entry they write and read. Arkiv's
+# payloads are AES-GCM sealed, so the worker finds any corruption on its
+# own when it opens them; without the checksums RabbitMQ spends about a
+# quarter less CPU on small work items (measured with arkiv-bench pipeline).
+# 3.10 and later read this directory after rabbitmq.conf.
+RABBITMQ_ARKIV_CONF=/etc/rabbitmq/conf.d/50-arkiv.conf
+ensure_rabbitmq_conf() {
+    local want='# Written by Arkiv'"'"'s deploy/local/setup.sh.
+quorum_queue.compute_checksums = false'
+    if [ "$(cat "$RABBITMQ_ARKIV_CONF" 2>/dev/null)" != "$want" ]; then
+        as_root mkdir -p "$(dirname "$RABBITMQ_ARKIV_CONF")"
+        printf '%s\n' "$want" | as_root tee "$RABBITMQ_ARKIV_CONF" >/dev/null
+    fi
+}
+
+# Whether the running broker has read that configuration.
+rabbitmq_conf_applied() {
+    [ "$(as_root timeout 30 rabbitmqctl -q eval 'application:get_env(rabbit, quorum_compute_checksums).' 2>/dev/null)" = "{ok,false}" ]
+}
+
 start_rabbitmq() {
     say "starting RabbitMQ"
     as_root bash -c "ulimit -n $(rabbitmq_file_target); RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 rabbitmq-server -detached"
@@ -77,6 +97,7 @@ ensure_rabbitmq() {
         apt_install rabbitmq-server
     fi
     ensure_rabbitmq_limits
+    ensure_rabbitmq_conf
     # Started by the machine with the default limit of 1024 open files,
     # the node wedges (no CPU, no answer) once a test suite's quorum
     # queues hold them all: give it room while nothing uses it yet.
@@ -88,6 +109,10 @@ ensure_rabbitmq() {
             say "RabbitMQ may open only ${limit:-?} files: restarting it with $target"
             stop_rabbitmq
         fi
+    fi
+    if port_open 127.0.0.1 5672 && amqp_answers && ! rabbitmq_conf_applied; then
+        say "RabbitMQ runs without $RABBITMQ_ARKIV_CONF: restarting it"
+        stop_rabbitmq
     fi
     if port_open 127.0.0.1 5672 && ! amqp_answers; then
         say "RabbitMQ accepts connections but does not answer AMQP: restarting it"
