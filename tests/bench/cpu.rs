@@ -36,18 +36,38 @@ impl Sample {
     /// CPU seconds spent since `earlier`, as `name=seconds` pairs for a
     /// BENCH line, busiest first.
     pub fn since(&self, earlier: &Sample) -> String {
-        let mut spent: Vec<(&str, f64)> = self
-            .0
-            .iter()
-            .map(|(name, s)| (*name, s - earlier.0.get(name).copied().unwrap_or(0.0)))
-            .filter(|(_, s)| *s >= 0.05)
-            .collect();
-        spent.sort_by(|a, b| b.1.total_cmp(&a.1));
-        spent
+        self.minus(earlier)
+            .busiest()
             .iter()
             .map(|(name, s)| format!("cpu_{name}_s={s:.1}"))
             .collect::<Vec<_>>()
             .join(" ")
+    }
+
+    /// CPU seconds spent since `earlier`, by component.
+    pub fn minus(&self, earlier: &Sample) -> Sample {
+        Sample(
+            self.0
+                .iter()
+                .map(|(name, s)| (*name, s - earlier.get(name)))
+                .collect(),
+        )
+    }
+
+    /// Components that spent at least 0.05 s, busiest first.
+    pub fn busiest(&self) -> Vec<(&'static str, f64)> {
+        let mut spent: Vec<(&'static str, f64)> = self
+            .0
+            .iter()
+            .map(|(name, s)| (*name, *s))
+            .filter(|(_, s)| *s >= 0.05)
+            .collect();
+        spent.sort_by(|a, b| b.1.total_cmp(&a.1));
+        spent
+    }
+
+    pub fn get(&self, component: &str) -> f64 {
+        self.0.get(component).copied().unwrap_or(0.0)
     }
 }
 

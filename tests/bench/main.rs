@@ -11,6 +11,7 @@ mod pipeline;
 mod process;
 mod restore;
 mod search;
+mod servers;
 
 use clap::{Parser, Subcommand};
 
@@ -33,6 +34,8 @@ enum Bench {
     Search(search::Options),
     /// Single-message restore latency, request to visible in Graph.
     Restore(restore::Options),
+    /// Garage and RabbitMQ alone: CPU per GiB, and the stream rate they allow.
+    Servers(servers::Options),
 }
 
 #[tokio::main]
@@ -44,7 +47,9 @@ async fn main() {
         Some(Bench::Google(options)) => google::run(options).await,
         Some(Bench::Search(options)) => search::run(options).await,
         Some(Bench::Restore(options)) => restore::run(options).await,
+        Some(Bench::Servers(options)) => servers::run(options).await,
         None => {
+            servers::run(servers::Options::default()).await;
             pipeline::run(pipeline::Options::default()).await;
             m365::run(m365::Options::default()).await;
             google::run(google::Options::default()).await;

@@ -414,7 +414,7 @@ async fn poison_messages_are_parked_with_their_reason_and_the_stream_keeps_flowi
         item: key_for_unknown(),
         change_marker: None,
         metadata: Metadata::default(),
-        content: arkiv_queue::Content::Inline(b"hello".to_vec()),
+        content: arkiv_queue::Content::Inline(b"hello".to_vec().into()),
         origin: Default::default(),
     };
     publisher.publish(&t.region, &stranger).await.unwrap();

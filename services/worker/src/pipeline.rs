@@ -160,9 +160,9 @@ struct Seen {
 }
 
 impl Seen {
-    fn add(&mut self, tenant: Uuid, id: KeyedHash, piece: &[u8]) {
+    fn add(&mut self, tenant: Uuid, id: KeyedHash, piece: Bytes) {
         if let std::collections::hash_map::Entry::Vacant(slot) = self.plain.entry((tenant, id)) {
-            slot.insert(Bytes::copy_from_slice(piece));
+            slot.insert(piece);
             self.order.push((tenant, id));
         }
     }
@@ -675,12 +675,13 @@ impl Pipeline {
         }
         // Chunks already cut (by the connector, or by `chunking::split`
         // here) get their ids, and their plaintext joins the batch's.
-        let mut record = |pieces: &mut dyn Iterator<Item = &[u8]>| -> ChunkList {
+        let mut record = |pieces: &mut dyn Iterator<Item = Bytes>| -> ChunkList {
             pieces
                 .map(|piece| {
-                    let id = sealed::chunk_id(&ctx.keys, piece);
+                    let id = sealed::chunk_id(&ctx.keys, &piece);
+                    let len = piece.len();
                     seen.add(tenant, id, piece);
-                    (id, piece.len())
+                    (id, len)
                 })
                 .collect()
         };
@@ -694,7 +695,10 @@ impl Pipeline {
             } => {
                 let (chunks, upload) = match content {
                     Content::Inline(data) => {
-                        (Some(record(&mut chunking::split(&data).into_iter())), None)
+                        let mut pieces = chunking::split(&data)
+                            .into_iter()
+                            .map(|piece| data.slice_ref(piece));
+                        (Some(record(&mut pieces)), None)
                     }
                     Content::Chunked {
                         upload_id,
@@ -720,7 +724,7 @@ impl Pipeline {
                 pieces,
                 ..
             } => {
-                let chunks = record(&mut pieces.iter().map(|p| p.as_slice()));
+                let chunks = record(&mut pieces.into_iter());
                 Job::Stage {
                     ctx,
                     account: account_id,

@@ -4,7 +4,7 @@
 //! envelopes in Arkiv's lifetime (one per chunk or metadata blob of one
 //! tenant), far below the 2^32 bound at which random GCM nonces need care.
 
-use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::aead::{Aead, AeadInPlace, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use rand::RngCore;
 
@@ -27,23 +27,25 @@ pub enum CryptoError {
 
 /// Seal `plaintext` under `key`, bound to `aad`.
 pub fn seal(key: &[u8; 32], plaintext: &[u8], aad: &[u8]) -> Vec<u8> {
-    let cipher = Aes256Gcm::new(key.into());
+    let mut out = Vec::with_capacity(OVERHEAD + plaintext.len());
+    seal_into(key, &mut out, aad, |out| out.extend_from_slice(plaintext));
+    out
+}
+
+/// Append to `out` the envelope of what `write` appends, sealed in place:
+/// a serialiser or compressor writes its output straight into the
+/// envelope, and nothing is copied afterwards.
+pub fn seal_into(key: &[u8; 32], out: &mut Vec<u8>, aad: &[u8], write: impl FnOnce(&mut Vec<u8>)) {
     let mut nonce = [0u8; NONCE_LEN];
     rand::thread_rng().fill_bytes(&mut nonce);
-    let ciphertext = cipher
-        .encrypt(
-            Nonce::from_slice(&nonce),
-            Payload {
-                msg: plaintext,
-                aad,
-            },
-        )
-        .expect("AES-GCM encryption cannot fail for in-memory buffers");
-    let mut out = Vec::with_capacity(OVERHEAD + plaintext.len());
     out.push(VERSION);
     out.extend_from_slice(&nonce);
-    out.extend_from_slice(&ciphertext);
-    out
+    let body = out.len();
+    write(out);
+    let tag = Aes256Gcm::new(key.into())
+        .encrypt_in_place_detached(Nonce::from_slice(&nonce), aad, &mut out[body..])
+        .expect("AES-GCM encryption cannot fail for in-memory buffers");
+    out.extend_from_slice(&tag);
 }
 
 /// Open an envelope made by [`seal`] with the same key and `aad`.
@@ -80,6 +82,17 @@ mod tests {
             assert_eq!(sealed.len(), len + OVERHEAD);
             assert_eq!(open(&KEY, &sealed, b"ctx").unwrap(), plain);
         }
+    }
+
+    #[test]
+    fn sealing_in_place_after_a_prefix_opens_like_any_envelope() {
+        let mut out = b"prefix".to_vec();
+        seal_into(&KEY, &mut out, b"ctx", |o| {
+            o.extend_from_slice(b"written in place")
+        });
+        assert_eq!(&out[..6], b"prefix");
+        assert_eq!(out.len(), 6 + OVERHEAD + 16);
+        assert_eq!(open(&KEY, &out[6..], b"ctx").unwrap(), b"written in place");
     }
 
     #[test]

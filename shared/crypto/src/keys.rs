@@ -4,7 +4,7 @@ use rand::RngCore;
 use secrecy::{ExposeSecret, SecretBox};
 use zeroize::Zeroize;
 
-use crate::envelope::{open, seal, CryptoError};
+use crate::envelope::{open, seal, seal_into, CryptoError};
 
 /// 32 bytes of key material, wiped on drop and never printed.
 struct KeyMaterial(SecretBox<[u8; 32]>);
@@ -134,6 +134,10 @@ macro_rules! sealer {
         impl $name {
             pub fn seal(&self, plaintext: &[u8], aad: &[u8]) -> Vec<u8> {
                 seal(self.0.bytes(), plaintext, aad)
+            }
+            /// See [`crate::seal_into`].
+            pub fn seal_into(&self, out: &mut Vec<u8>, aad: &[u8], write: impl FnOnce(&mut Vec<u8>)) {
+                seal_into(self.0.bytes(), out, aad, write)
             }
             pub fn open(&self, sealed: &[u8], aad: &[u8]) -> Result<Vec<u8>, CryptoError> {
                 open(self.0.bytes(), sealed, aad)

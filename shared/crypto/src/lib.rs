@@ -29,7 +29,7 @@
 mod envelope;
 mod keys;
 
-pub use envelope::{open, seal, CryptoError, NONCE_LEN, OVERHEAD};
+pub use envelope::{open, seal, seal_into, CryptoError, NONCE_LEN, OVERHEAD};
 pub use keys::*;
 
 mod token;

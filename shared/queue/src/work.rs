@@ -13,6 +13,7 @@
 
 use arkiv_crypto::TransportKey;
 use arkiv_domain::{Provider, Workload};
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -81,7 +82,8 @@ pub struct Origin {
 /// An item's content: inline, or the chunks of an upload sent before.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Content {
-    Inline(#[serde(with = "serde_bytes")] Vec<u8>),
+    /// Encoded as MessagePack binary, like `serde_bytes`.
+    Inline(Bytes),
     Chunked {
         upload_id: Uuid,
         /// The upload's chunks are numbered `0..chunks`.
@@ -116,7 +118,7 @@ pub enum WorkItem {
         account_id: Option<Uuid>,
         upload_id: Uuid,
         first: u32,
-        pieces: Vec<serde_bytes::ByteBuf>,
+        pieces: Vec<Bytes>,
     },
     /// The item was deleted at the source.
     Deleted {
@@ -165,13 +167,28 @@ impl WorkItem {
         }
     }
 
-    /// Encode and seal for publishing.
+    /// Encode and seal for publishing. The encoding is written straight
+    /// into the envelope and sealed in place: a chunk message's bytes are
+    /// copied once on their way to RabbitMQ.
     pub fn seal(&self, key: &TransportKey) -> Vec<u8> {
-        let plain = rmp_serde::to_vec_named(self).expect("work items always encode");
-        let mut out = Vec::with_capacity(1 + plain.len() + arkiv_crypto::OVERHEAD);
+        let mut out = Vec::with_capacity(1 + self.content_len() + 512 + arkiv_crypto::OVERHEAD);
         out.push(SCHEMA_VERSION);
-        out.extend_from_slice(&key.seal(&plain, AAD));
+        key.seal_into(&mut out, AAD, |out| {
+            rmp_serde::encode::write_named(out, self).expect("work items always encode")
+        });
         out
+    }
+
+    /// Bytes of content this message carries.
+    fn content_len(&self) -> usize {
+        match self {
+            WorkItem::Upsert {
+                content: Content::Inline(data),
+                ..
+            } => data.len(),
+            WorkItem::Chunk { pieces, .. } => pieces.iter().map(Bytes::len).sum(),
+            _ => 0,
+        }
     }
 
     /// Open a payload made by [`WorkItem::seal`].
@@ -206,7 +223,7 @@ mod tests {
                 subject: Some("Quarterly numbers".into()),
                 ..Metadata::default()
             },
-            content: Content::Inline(b"From: a@example.com\r\n\r\nhello".to_vec()),
+            content: Content::Inline(Bytes::from_static(b"From: a@example.com\r\n\r\nhello")),
             origin: Origin::default(),
         }
     }
@@ -237,5 +254,16 @@ mod tests {
             WorkItem::open(&garbage, &key),
             Err(WorkError::Malformed(_))
         ));
+    }
+
+    #[test]
+    fn content_bytes_encode_as_the_msgpack_binary_earlier_builds_wrote() {
+        let data = vec![0u8, 1, 2, 255];
+        let before = rmp_serde::to_vec_named(&serde_bytes::ByteBuf::from(data.clone())).unwrap();
+        assert_eq!(
+            rmp_serde::to_vec_named(&Bytes::from(data.clone())).unwrap(),
+            before
+        );
+        assert_eq!(rmp_serde::from_slice::<Bytes>(&before).unwrap(), data);
     }
 }

@@ -6,6 +6,8 @@
 //! fresh nonce, the associated data binding it to the tenant and the id, so
 //! a chunk moved to another tenant or id does not open.
 
+use std::cell::RefCell;
+
 use arkiv_crypto::{KeyedHash, TenantKeys};
 use uuid::Uuid;
 
@@ -20,11 +22,32 @@ fn aad(tenant: Uuid, id: &KeyedHash) -> Vec<u8> {
     [b"arkiv chunk ".as_slice(), tenant.as_bytes(), id].concat()
 }
 
-/// The stored form of a chunk whose id is `id`.
+thread_local! {
+    /// A compression context per thread: making one per chunk cost more
+    /// than compressing a 16 KiB chunk.
+    static COMPRESSOR: RefCell<zstd::bulk::Compressor<'static>> = RefCell::new(
+        zstd::bulk::Compressor::new(ZSTD_LEVEL).expect("a zstd context at a valid level"),
+    );
+    static DECOMPRESSOR: RefCell<zstd::bulk::Decompressor<'static>> = RefCell::new(
+        zstd::bulk::Decompressor::new().expect("a zstd context"),
+    );
+}
+
+/// The stored form of a chunk whose id is `id`: compressed straight into
+/// its envelope and sealed there.
 pub fn seal_chunk(keys: &TenantKeys, tenant: Uuid, id: &KeyedHash, plaintext: &[u8]) -> Vec<u8> {
-    let compressed =
-        zstd::bulk::compress(plaintext, ZSTD_LEVEL).expect("zstd compresses any in-memory buffer");
-    keys.data.seal(&compressed, &aad(tenant, id))
+    let bound = zstd::zstd_safe::compress_bound(plaintext.len());
+    let mut out = Vec::with_capacity(bound + arkiv_crypto::OVERHEAD);
+    keys.data.seal_into(&mut out, &aad(tenant, id), |out| {
+        let start = out.len();
+        out.resize(start + bound, 0);
+        let written = COMPRESSOR.with_borrow_mut(|c| {
+            c.compress_to_buffer(plaintext, &mut out[start..])
+                .expect("zstd compresses into a buffer of its bound")
+        });
+        out.truncate(start + written);
+    });
+    out
 }
 
 /// Why a stored chunk could not be read back.
@@ -50,8 +73,9 @@ pub fn open_chunk(
         .data
         .open(stored, &aad(tenant, id))
         .map_err(|_| ChunkError::Tag)?;
-    let plain =
-        zstd::bulk::decompress(&compressed, plain_size).map_err(|_| ChunkError::Decompress)?;
+    let plain = DECOMPRESSOR
+        .with_borrow_mut(|d| d.decompress(&compressed, plain_size))
+        .map_err(|_| ChunkError::Decompress)?;
     if plain.len() != plain_size || &chunk_id(keys, &plain) != id {
         return Err(ChunkError::Hash);
     }
@@ -74,6 +98,20 @@ mod tests {
             open_chunk(&keys, tenant, &id, plain.len(), &stored).unwrap(),
             plain
         );
+
+        for plain in [
+            Vec::new(),
+            (0..70_000u32)
+                .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+                .collect(),
+        ] {
+            let id = chunk_id(&keys, &plain);
+            let stored = seal_chunk(&keys, tenant, &id, &plain);
+            assert_eq!(
+                open_chunk(&keys, tenant, &id, plain.len(), &stored).unwrap(),
+                plain
+            );
+        }
 
         let mut flipped = stored.clone();
         flipped[20] ^= 1;

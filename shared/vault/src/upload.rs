@@ -11,7 +11,7 @@
 use arkiv_domain::Region;
 use arkiv_queue::work::INLINE_MAX;
 use arkiv_queue::{ConfirmWindow, Content, ItemKey, Metadata, Origin, WorkItem, WorkPublisher};
-use serde_bytes::ByteBuf;
+use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use uuid::Uuid;
 
@@ -21,6 +21,9 @@ use crate::VaultError;
 /// Bytes of chunks per chunk message: about one inline item's worth, so a
 /// worker's prefetch bounds its memory whatever the mix of messages.
 pub const MESSAGE_TARGET: usize = 256 * 1024;
+
+/// Content is read this much at a time, straight into the chunker's buffer.
+const READ_SIZE: usize = 1024 * 1024;
 
 /// An item's state at the source, apart from its content.
 #[derive(Clone, Debug)]
@@ -46,13 +49,25 @@ pub async fn publish_item(
         metadata,
         origin,
     } = state;
-    let mut head = Vec::with_capacity(INLINE_MAX + 1);
-    (&mut content)
-        .take(INLINE_MAX as u64 + 1)
-        .read_to_end(&mut head)
-        .await
-        .map_err(io)?;
-    if head.len() <= INLINE_MAX {
+    let mut chunker = StreamChunker::new();
+    // The first INLINE_MAX + 1 bytes decide: inline, or chunked.
+    loop {
+        let held = chunker.buffer(0).len();
+        if held > INLINE_MAX {
+            break;
+        }
+        let room = INLINE_MAX + 1 - held;
+        let read = (&mut content)
+            .take(room as u64)
+            .read_buf(chunker.buffer(room))
+            .await
+            .map_err(io)?;
+        if read == 0 {
+            break;
+        }
+    }
+    if chunker.buffer(0).len() <= INLINE_MAX {
+        let head = chunker.buffer(0).split().freeze();
         let size = head.len() as u64;
         let work = WorkItem::Upsert {
             item,
@@ -76,26 +91,22 @@ pub async fn publish_item(
         pending: Vec::new(),
         pending_bytes: 0,
     };
-    let mut chunker = StreamChunker::new();
-    let mut size = 0u64;
-    let mut buffer = vec![0u8; 256 * 1024];
-    let mut next = head;
+    let mut size = chunker.buffer(0).len() as u64;
     loop {
-        size += next.len() as u64;
-        let finished = next.is_empty();
-        let chunks = if finished {
-            std::mem::take(&mut chunker).finish()
-        } else {
-            chunker.push(&next)
-        };
-        for chunk in chunks {
+        for chunk in chunker.cut() {
             upload.add(chunk).await?;
         }
-        if finished {
+        let read = content
+            .read_buf(chunker.buffer(READ_SIZE))
+            .await
+            .map_err(io)?;
+        if read == 0 {
             break;
         }
-        let n = content.read(&mut buffer).await.map_err(io)?;
-        next = buffer[..n].to_vec();
+        size += read as u64;
+    }
+    for chunk in chunker.finish() {
+        upload.add(chunk).await?;
     }
     upload.flush().await?;
     let work = WorkItem::Upsert {
@@ -124,14 +135,14 @@ struct ChunkMessages<'a> {
     upload_id: Uuid,
     /// Chunks published so far.
     sent: u32,
-    pending: Vec<ByteBuf>,
+    pending: Vec<Bytes>,
     pending_bytes: usize,
 }
 
 impl ChunkMessages<'_> {
-    async fn add(&mut self, chunk: Vec<u8>) -> Result<(), VaultError> {
+    async fn add(&mut self, chunk: Bytes) -> Result<(), VaultError> {
         self.pending_bytes += chunk.len();
-        self.pending.push(ByteBuf::from(chunk));
+        self.pending.push(chunk);
         if self.pending_bytes >= MESSAGE_TARGET {
             self.flush().await?;
         }
