@@ -4,7 +4,7 @@
 //! envelopes in Arkiv's lifetime (one per chunk or metadata blob of one
 //! tenant), far below the 2^32 bound at which random GCM nonces need care.
 
-use aes_gcm::aead::{Aead, AeadInPlace, KeyInit, Payload};
+use aes_gcm::aead::{Aead, AeadInOut, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use rand::RngCore;
 
@@ -43,7 +43,7 @@ pub fn seal_into(key: &[u8; 32], out: &mut Vec<u8>, aad: &[u8], write: impl FnOn
     let body = out.len();
     write(out);
     let tag = Aes256Gcm::new(key.into())
-        .encrypt_in_place_detached(Nonce::from_slice(&nonce), aad, &mut out[body..])
+        .encrypt_inout_detached(&Nonce::from(nonce), aad, (&mut out[body..]).into())
         .expect("AES-GCM encryption cannot fail for in-memory buffers");
     out.extend_from_slice(&tag);
 }
@@ -57,9 +57,10 @@ pub fn open(key: &[u8; 32], sealed: &[u8], aad: &[u8]) -> Result<Vec<u8>, Crypto
         return Err(CryptoError::Malformed("unknown envelope version"));
     }
     let (nonce, ciphertext) = sealed[1..].split_at(NONCE_LEN);
+    let nonce = Nonce::try_from(nonce).expect("split at the nonce's length");
     Aes256Gcm::new(key.into())
         .decrypt(
-            Nonce::from_slice(nonce),
+            &nonce,
             Payload {
                 msg: ciphertext,
                 aad,
@@ -93,6 +94,24 @@ mod tests {
         assert_eq!(&out[..6], b"prefix");
         assert_eq!(out.len(), 6 + OVERHEAD + 16);
         assert_eq!(open(&KEY, &out[6..], b"ctx").unwrap(), b"written in place");
+    }
+
+    /// AES-256-GCM test case 14 of the GCM specification (McGrew & Viega):
+    /// envelopes stay readable whatever implementation or version seals them.
+    #[test]
+    fn opens_the_gcm_specification_test_vector() {
+        let mut envelope = vec![VERSION];
+        envelope.extend_from_slice(&[0; NONCE_LEN]);
+        envelope.extend_from_slice(&hex("cea7403d4d606b6e074ec5d3baf39d18"));
+        envelope.extend_from_slice(&hex("d0d1c8a799996bf0265b98b5d48ab919"));
+        assert_eq!(open(&[0; 32], &envelope, b"").unwrap(), [0; 16]);
+    }
+
+    fn hex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
     }
 
     #[test]
