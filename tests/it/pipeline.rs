@@ -105,13 +105,13 @@ use arkiv_tests::canary::{
 };
 use arkiv_tests::seed::scalar;
 
-fn key(t: &TenantFixture, source_id: &str) -> ItemKey {
+fn key_of(t: &TenantFixture, workload: Workload, source_id: &str) -> ItemKey {
     ItemKey {
         tenant_id: t.tenant,
         connection_id: t.connection,
         account_id: t.account,
         provider: Provider::M365,
-        workload: Workload::Mail,
+        workload,
         source_id: source_id.to_owned(),
     }
 }
@@ -129,13 +129,24 @@ async fn publish(
     content: &[u8],
     metadata: Metadata,
 ) {
+    publish_as(publisher, t, Workload::Mail, source_id, content, metadata).await
+}
+
+async fn publish_as(
+    publisher: &WorkPublisher,
+    t: &TenantFixture,
+    workload: Workload,
+    source_id: &str,
+    content: &[u8],
+    metadata: Metadata,
+) {
     let mut window = arkiv_queue::ConfirmWindow::new(8);
     arkiv_vault::upload::publish_item(
         publisher,
         &mut window,
         &t.region,
         arkiv_vault::upload::ItemState {
-            item: key(t, source_id),
+            item: key_of(t, workload, source_id),
             change_marker: Some("ck-1".into()),
             metadata,
             origin: Default::default(),
@@ -189,6 +200,31 @@ async fn stored_bytes(db: &DatabaseConnection, tenant: Uuid) -> i64 {
         vec![tenant.into()],
     )
     .await
+}
+
+/// Base64 in lines of 76, as MIME writes it.
+fn base64(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(bytes);
+    encoded
+        .as_bytes()
+        .chunks(76)
+        .map(|line| format!("{}\r\n", std::str::from_utf8(line).unwrap()))
+        .collect()
+}
+
+/// Message `i`: its own headers, boundary and text, and `attachment`.
+fn mime_with_attachment(i: usize, text: &str, attachment: &str) -> Vec<u8> {
+    let boundary = format!("=_boundary_{i}_{}", "x".repeat(i));
+    format!(
+        "From: sender{i}@example.com\r\nTo: user{i}@example.com\r\nSubject: Report {i}\r\n\
+         Message-ID: <m{i}@example.com>\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/mixed; boundary=\"{boundary}\"\r\n\r\n\
+         --{boundary}\r\nContent-Type: text/plain\r\n\r\n{text}\r\n\
+         --{boundary}\r\nContent-Type: application/pdf; name=\"report.pdf\"\r\n\
+         Content-Transfer-Encoding: base64\r\n\r\n{attachment}--{boundary}--\r\n"
+    )
+    .into_bytes()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -309,7 +345,7 @@ async fn items_from_empty_to_50_mb_come_back_byte_identical_from_their_regions_b
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn identical_content_is_stored_once_per_tenant_and_a_shared_block_once() {
+async fn identical_content_is_stored_once_per_tenant_and_a_shared_block_or_attachment_once() {
     let f = Fixture::new("pipe-dedup", &["eu", "eu"], |_| {}).await;
     let (a, b) = (f.tenants[0].clone(), f.tenants[1].clone());
     let (_broker, publisher) = f.publisher().await;
@@ -350,7 +386,7 @@ async fn identical_content_is_stored_once_per_tenant_and_a_shared_block_once() {
     .await;
     assert_eq!(shared_ids, 0, "chunk ids are keyed per tenant");
 
-    // A 1 MB block inside ten otherwise different items.
+    // A 1 MB block inside ten otherwise different files...
     let block = random_bytes(&mut rng, 1_000_000);
     let before = stored_bytes(f.conn(), a.tenant).await;
     let mut unique = 0usize;
@@ -359,9 +395,10 @@ async fn identical_content_is_stored_once_per_tenant_and_a_shared_block_once() {
         let tail = random_bytes(&mut rng, 50_000 + i * 3_001);
         unique += head.len() + tail.len();
         let content = [head, block.clone(), tail].concat();
-        publish(
+        publish_as(
             &publisher,
             &a,
+            Workload::Drive,
             &format!("shared-{i}"),
             &content,
             Metadata::default(),
@@ -373,7 +410,32 @@ async fn identical_content_is_stored_once_per_tenant_and_a_shared_block_once() {
     let for_the_block = added - unique as i64;
     assert!(
         for_the_block < 1_300_000,
-        "the shared block cost {for_the_block} bytes over ten items"
+        "the shared block cost {for_the_block} bytes over ten files"
+    );
+
+    // ...and attached to ten otherwise different messages (base64, which
+    // stores as about 1.03 MB once compressed).
+    let before = stored_bytes(f.conn(), a.tenant).await;
+    let mut unique = 0usize;
+    for i in 0..10 {
+        let text = base64(&random_bytes(&mut rng, 30_000 + i * 4_001));
+        let message = mime_with_attachment(i, &text, &base64(&block));
+        unique += message.len() - base64(&block).len();
+        publish(
+            &publisher,
+            &a,
+            &format!("attached-{i}"),
+            &message,
+            Metadata::default(),
+        )
+        .await;
+    }
+    await_versions(f.conn(), a.tenant, 25).await;
+    let added = stored_bytes(f.conn(), a.tenant).await - before;
+    let for_the_attachment = added - unique as i64;
+    assert!(
+        for_the_attachment < 1_300_000,
+        "the shared attachment cost {for_the_attachment} bytes over ten messages"
     );
     arkiv_tests::seed::assert_refcounts_exact(f.conn()).await;
 }

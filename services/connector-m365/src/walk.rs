@@ -334,10 +334,13 @@ impl RunScope {
         let first = self.first_request(account, &scope);
         let mut resynced = false;
         let mut folders: HashMap<String, (String, String)> = HashMap::new();
+        // The next page, asked for while this one's items were fetched.
+        let mut prefetched = None;
         loop {
-            let response = match &link {
-                Some(link) => self.graph.get_link(user, link).await,
-                None => self.graph.send(user, &first).await,
+            let response = match (prefetched.take(), &link) {
+                (Some(response), _) => response,
+                (None, Some(link)) => self.graph.get_link(user, link).await,
+                (None, None) => self.graph.send(user, &first).await,
             };
             let response = match response {
                 Err(e) if e.is_expired_cursor() && !resynced => {
@@ -363,65 +366,81 @@ impl RunScope {
 
             let mut sink = self.sink();
             let mut learned = Vec::new();
-            let mut entries = page.value.iter();
-            let mut prepared = FuturesOrdered::new();
-            loop {
-                while prepared.len() < self.fetch_concurrency.max(1) {
-                    match entries.next() {
-                        Some(raw) => prepared.push_back(self.prepare(
-                            account,
-                            &scope,
-                            raw,
-                            &page_request,
-                            &folders,
-                        )),
-                        None => break,
-                    }
+            // The next page comes while this page's items are fetched and
+            // published (one of the mailbox's request slots); its link
+            // becomes the cursor only once this page is confirmed, as ever.
+            let next_page = async {
+                match &page.next {
+                    Some(next) => Some(self.graph.get_link(user, next).await),
+                    None => None,
                 }
-                let Some((item, folder)) = prepared.next().await else {
-                    break;
-                };
-                if let Some(folder) = folder {
-                    learned.push(folder);
-                }
-                match item {
-                    Prepared::Upsert(state, body) => {
-                        let source = state.item.source_id.clone();
-                        let published = match body {
-                            Body::Bytes(bytes) => sink.upsert(state, bytes.as_slice()).await,
-                            Body::Stream(response) => {
-                                let stream = response.bytes_stream().map_err(std::io::Error::other);
-                                sink.upsert(state, StreamReader::new(stream)).await
-                            }
-                        };
-                        match published {
-                            Ok(_) => {}
-                            // The download broke off: that item fails, the
-                            // page goes on.
-                            Err(BackupError::Vault(arkiv_vault::VaultError::Content(e))) => {
-                                self.record
-                                    .error(RunErrorEntry {
-                                        account_id: Some(account.id),
-                                        workload: Some(workload),
-                                        item_ref: Some(source),
-                                        code: "downloadFailed".into(),
-                                        request_id: None,
-                                        message: e,
-                                    })
-                                    .await?;
-                            }
-                            Err(e) => return Err(e.into()),
+            };
+            let items = async {
+                let mut entries = page.value.iter();
+                let mut prepared = FuturesOrdered::new();
+                loop {
+                    while prepared.len() < self.fetch_concurrency.max(1) {
+                        match entries.next() {
+                            Some(raw) => prepared.push_back(self.prepare(
+                                account,
+                                &scope,
+                                raw,
+                                &page_request,
+                                &folders,
+                            )),
+                            None => break,
                         }
                     }
-                    Prepared::Deleted(key, marker, container) => {
-                        let origin = sink.origin(container);
-                        sink.deleted(key, marker, Utc::now(), origin).await?;
+                    let Some((item, folder)) = prepared.next().await else {
+                        break;
+                    };
+                    if let Some(folder) = folder {
+                        learned.push(folder);
                     }
-                    Prepared::Skip => {}
-                    Prepared::Failed(entry) => self.record.error(entry).await?,
+                    match item {
+                        Prepared::Upsert(state, body) => {
+                            let source = state.item.source_id.clone();
+                            let published = match body {
+                                Body::Bytes(bytes) => sink.upsert(state, bytes.as_slice()).await,
+                                Body::Stream(response) => {
+                                    let stream =
+                                        response.bytes_stream().map_err(std::io::Error::other);
+                                    sink.upsert(state, StreamReader::new(stream)).await
+                                }
+                            };
+                            match published {
+                                Ok(_) => {}
+                                // The download broke off: that item fails, the
+                                // page goes on.
+                                Err(BackupError::Vault(arkiv_vault::VaultError::Content(e))) => {
+                                    self.record
+                                        .error(RunErrorEntry {
+                                            account_id: Some(account.id),
+                                            workload: Some(workload),
+                                            item_ref: Some(source),
+                                            code: "downloadFailed".into(),
+                                            request_id: None,
+                                            message: e,
+                                        })
+                                        .await?;
+                                }
+                                Err(e) => return Err(e.into()),
+                            }
+                        }
+                        Prepared::Deleted(key, marker, container) => {
+                            let origin = sink.origin(container);
+                            sink.deleted(key, marker, Utc::now(), origin).await?;
+                        }
+                        Prepared::Skip => {}
+                        Prepared::Failed(entry) => self.record.error(entry).await?,
+                    }
                 }
-            }
-            drop(prepared);
+                drop(prepared);
+                Ok::<_, WalkError>(())
+            };
+            let (next_response, items) = tokio::join!(next_page, items);
+            items?;
+            prefetched = next_response;
             folders.extend(learned);
             sink.commit().await?;
             let (next, done) = match (page.next, page.delta) {

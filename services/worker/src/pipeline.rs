@@ -695,7 +695,8 @@ impl Pipeline {
             } => {
                 let (chunks, upload) = match content {
                     Content::Inline(data) => {
-                        let mut pieces = chunking::split(&data)
+                        let sizes = chunking::Sizes::of(item.workload);
+                        let mut pieces = chunking::split(&data, sizes)
                             .into_iter()
                             .map(|piece| data.slice_ref(piece));
                         (Some(record(&mut pieces)), None)

@@ -2,10 +2,18 @@
 //!
 //! Small chunks make deduplication fine-grained: a 1 MB block shared by ten
 //! otherwise different files is stored about once, because only the chunks
-//! straddling its edges differ. Chunks are 8 KiB to 128 KiB, 32 KiB on
-//! average. (At 16 KiB a 100 KB message made seven chunks, and each chunk
-//! costs the index two rows, two foreign-key checks and a lookup: those
-//! were most of PostgreSQL's work in a mail backup.)
+//! straddling its edges differ. How small depends on the workload
+//! ([`Sizes::of`]):
+//!
+//! - files and events: 4 KiB to 128 KiB, 16 KiB on average;
+//! - mail: 8 KiB to 128 KiB, 32 KiB on average. What mail shares is whole
+//!   MIME parts (the same attachment, the same newsletter in many
+//!   mailboxes), which the anchors below find at any chunk size, and every
+//!   chunk costs the index two rows, two foreign-key checks and a lookup:
+//!   at 16 KiB a 100 KB message made seven chunks, and those rows were most
+//!   of PostgreSQL's work in a mail backup. Mail never shares bytes with a
+//!   file (an attachment is base64 in its message), so the two sizes lose
+//!   nothing to each other.
 //!
 //! Content is first cut at MIME part edges, then by FastCDC within each
 //! part: a cut falls right after a blank line (`\r\n\r\n`, where a part's
@@ -20,21 +28,59 @@
 //! holds nothing worth sharing, and every chunk costs index rows, so its
 //! headers, text and HTML parts stay together in one or two chunks.
 //!
-//! Past its first [`LARGE_FROM`] bytes, content is cut into larger chunks
-//! (64 KiB to 256 KiB, 128 KiB on average) and without MIME anchors. Every
-//! chunk costs a row in three tables and a lookup, and at 16 KiB a 1 GiB
-//! file made 65,000 of them: PostgreSQL then spent more CPU on the file
-//! than the worker did. Mail and most documents lie wholly below the
-//! threshold; a large file still deduplicates whole against itself (in
-//! another drive, or its next version), and an edit in it costs a few
-//! 128 KiB chunks. The large chunks stay under one chunk message's
+//! Past its first [`LARGE_FROM`] bytes, content of any workload is cut into
+//! larger chunks ([`Sizes::LARGE`]) and without MIME anchors. At 16 KiB a
+//! 1 GiB file made 65,000 chunks, and PostgreSQL spent more CPU on their
+//! rows than the worker did on the file. Mail and most documents lie wholly
+//! below the threshold; a large file still deduplicates whole against
+//! itself (in another drive, or its next version), and an edit in it costs
+//! a few 128 KiB chunks. The large chunks stay under one chunk message's
 //! worth, so a worker's prefetch still bounds its memory.
 
+use arkiv_domain::Workload;
 use bytes::{Bytes, BytesMut};
 use fastcdc::v2020::FastCDC;
 
-pub const MIN_SIZE: usize = 8 * 1024;
-pub const AVG_SIZE: usize = 32 * 1024;
+/// FastCDC's minimum, average and maximum chunk sizes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sizes {
+    pub min: usize,
+    pub avg: usize,
+    pub max: usize,
+}
+
+impl Sizes {
+    pub const FILES: Sizes = Sizes {
+        min: 4 * 1024,
+        avg: 16 * 1024,
+        max: MAX_SIZE,
+    };
+    pub const MAIL: Sizes = Sizes {
+        min: 8 * 1024,
+        avg: 32 * 1024,
+        max: MAX_SIZE,
+    };
+    /// Past [`LARGE_FROM`].
+    pub const LARGE: Sizes = Sizes {
+        min: 64 * 1024,
+        avg: 128 * 1024,
+        max: 256 * 1024,
+    };
+
+    /// The sizes a workload's content is cut into, up to [`LARGE_FROM`].
+    pub fn of(workload: Workload) -> Sizes {
+        match workload {
+            Workload::Mail => Sizes::MAIL,
+            _ => Sizes::FILES,
+        }
+    }
+
+    fn chunker<'a>(&self, data: &'a [u8]) -> FastCDC<'a> {
+        FastCDC::new(data, self.min as u32, self.avg as u32, self.max as u32)
+    }
+}
+
+/// The largest chunk below [`LARGE_FROM`], whatever the workload.
 pub const MAX_SIZE: usize = 128 * 1024;
 /// An anchor cuts only this far past the previous cut.
 pub const ANCHOR_MIN: usize = 64;
@@ -43,22 +89,19 @@ pub const ANCHOR_MIN: usize = 64;
 pub const ANCHORED_FROM: usize = 64 * 1024;
 const _: () = assert!(ANCHORED_FROM <= 2 * MAX_SIZE);
 /// A chunk that starts this far into the content or further is cut with
-/// the large sizes below.
+/// [`Sizes::LARGE`].
 pub const LARGE_FROM: u64 = 8 * 1024 * 1024;
-pub const LARGE_MIN_SIZE: usize = 64 * 1024;
-pub const LARGE_AVG_SIZE: usize = 128 * 1024;
-pub const LARGE_MAX_SIZE: usize = 256 * 1024;
-/// The longest chunk of either size.
-const LONGEST: usize = if LARGE_MAX_SIZE > MAX_SIZE {
-    LARGE_MAX_SIZE
+/// The longest chunk of any size.
+const LONGEST: usize = if Sizes::LARGE.max > MAX_SIZE {
+    Sizes::LARGE.max
 } else {
     MAX_SIZE
 };
 
-/// Cut `data` into chunks (an empty input has none).
-pub fn split(data: &[u8]) -> Vec<&[u8]> {
+/// Cut `data` into chunks of `sizes` (an empty input has none).
+pub fn split(data: &[u8], sizes: Sizes) -> Vec<&[u8]> {
     let mut at = 0;
-    cut_lengths(data, 0, data.len() >= ANCHORED_FROM)
+    cut_lengths(data, sizes, 0, data.len() >= ANCHORED_FROM)
         .into_iter()
         .map(|len| {
             at += len;
@@ -70,7 +113,7 @@ pub fn split(data: &[u8]) -> Vec<&[u8]> {
 /// The lengths of the chunks of `data`, which starts `offset` bytes into
 /// its content; `anchored` when the whole content is long enough to be cut
 /// at MIME part edges.
-fn cut_lengths(data: &[u8], offset: u64, anchored: bool) -> Vec<usize> {
+fn cut_lengths(data: &[u8], sizes: Sizes, offset: u64, anchored: bool) -> Vec<usize> {
     let mut lengths = Vec::new();
     let mut start = 0;
     // Small chunks, each starting before the threshold.
@@ -80,7 +123,7 @@ fn cut_lengths(data: &[u8], offset: u64, anchored: bool) -> Vec<usize> {
             .flatten()
             .unwrap_or(data.len());
         let part = &data[start..end];
-        for c in FastCDC::new(part, MIN_SIZE as u32, AVG_SIZE as u32, MAX_SIZE as u32) {
+        for c in sizes.chunker(part) {
             lengths.push(c.length);
             start += c.length;
             if offset + (start as u64) >= LARGE_FROM {
@@ -90,15 +133,7 @@ fn cut_lengths(data: &[u8], offset: u64, anchored: bool) -> Vec<usize> {
     }
     if start < data.len() {
         let rest = &data[start..];
-        lengths.extend(
-            FastCDC::new(
-                rest,
-                LARGE_MIN_SIZE as u32,
-                LARGE_AVG_SIZE as u32,
-                LARGE_MAX_SIZE as u32,
-            )
-            .map(|c| c.length),
-        );
+        lengths.extend(Sizes::LARGE.chunker(rest).map(|c| c.length));
     }
     lengths
 }
@@ -126,16 +161,21 @@ fn next_anchor(data: &[u8], start: usize) -> Option<usize> {
 /// Chunks are handed out as [`Bytes`] of the buffer the content was read
 /// into, without copying: read with [`StreamChunker::buffer`], then
 /// [`StreamChunker::cut`].
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct StreamChunker {
     buffer: BytesMut,
+    sizes: Sizes,
     /// Where `buffer` starts in the content.
     offset: u64,
 }
 
 impl StreamChunker {
-    pub fn new() -> Self {
-        Self::default()
+    pub fn new(sizes: Sizes) -> Self {
+        Self {
+            buffer: BytesMut::new(),
+            sizes,
+            offset: 0,
+        }
     }
 
     /// The buffer to read more content into (at its end), with room for at
@@ -158,7 +198,7 @@ impl StreamChunker {
         if self.buffer.len() < 2 * LONGEST {
             return Vec::new();
         }
-        let mut lengths = cut_lengths(&self.buffer, self.offset, true);
+        let mut lengths = cut_lengths(&self.buffer, self.sizes, self.offset, true);
         // Keep the last chunk: more bytes may move its end.
         lengths.pop();
         self.take(lengths)
@@ -167,7 +207,7 @@ impl StreamChunker {
     /// The remaining chunks, at the end of the content.
     pub fn finish(mut self) -> Vec<Bytes> {
         let anchored = self.offset + self.buffer.len() as u64 >= ANCHORED_FROM as u64;
-        let lengths = cut_lengths(&self.buffer, self.offset, anchored);
+        let lengths = cut_lengths(&self.buffer, self.sizes, self.offset, anchored);
         self.take(lengths)
     }
 
@@ -198,9 +238,11 @@ mod tests {
             .collect()
     }
 
+    const BOTH: [Sizes; 2] = [Sizes::FILES, Sizes::MAIL];
+
     /// `data` pushed through a [`StreamChunker`] in pieces of `piece`.
-    fn streamed(data: &[u8], piece: usize) -> Vec<Bytes> {
-        let mut chunker = StreamChunker::new();
+    fn streamed(data: &[u8], sizes: Sizes, piece: usize) -> Vec<Bytes> {
+        let mut chunker = StreamChunker::new(sizes);
         let mut out = Vec::new();
         for p in data.chunks(piece) {
             out.extend(chunker.push(p));
@@ -212,21 +254,31 @@ mod tests {
     #[test]
     fn chunks_are_bounded_and_cover_the_input() {
         let data = pseudo_random(3_000_000, 7);
-        let chunks = split(&data);
-        assert!(chunks.len() > 50);
-        assert!(chunks.iter().all(|c| c.len() <= MAX_SIZE));
-        assert!(chunks[..chunks.len() - 1]
-            .iter()
-            .all(|c| c.len() >= MIN_SIZE));
-        assert_eq!(chunks.concat(), data);
-        assert!(split(&[]).is_empty());
+        for sizes in BOTH {
+            let chunks = split(&data, sizes);
+            let expected = data.len() / sizes.avg;
+            assert!(
+                chunks.len() > expected / 2 && chunks.len() < expected * 2,
+                "{} chunks of {sizes:?}",
+                chunks.len()
+            );
+            assert!(chunks.iter().all(|c| c.len() <= sizes.max));
+            assert!(chunks[..chunks.len() - 1]
+                .iter()
+                .all(|c| c.len() >= sizes.min));
+            assert_eq!(chunks.concat(), data);
+            assert!(split(&[], sizes).is_empty());
+        }
     }
 
     #[test]
     fn streaming_finds_the_same_cuts_whatever_the_piece_sizes() {
         let data = pseudo_random(1_500_000, 11);
-        for piece in [1usize, 4093, 65_536, 1_000_000] {
-            assert_eq!(streamed(&data, piece), split(&data), "pieces of {piece}");
+        for sizes in BOTH {
+            for piece in [1usize, 4093, 65_536, 1_000_000] {
+                let whole = split(&data, sizes);
+                assert_eq!(streamed(&data, sizes, piece), whole, "pieces of {piece}");
+            }
         }
     }
 
@@ -256,8 +308,9 @@ mod tests {
             "another-boundary-0042",
             &body,
         );
-        let ca: std::collections::HashSet<&[u8]> = split(&a).into_iter().collect();
-        let new: usize = split(&b)
+        let mail = Sizes::of(Workload::Mail);
+        let ca: std::collections::HashSet<&[u8]> = split(&a, mail).into_iter().collect();
+        let new: usize = split(&b, mail)
             .into_iter()
             .filter(|c| !ca.contains(c))
             .map(<[u8]>::len)
@@ -268,21 +321,26 @@ mod tests {
         );
         // And streaming finds the same cuts.
         for piece in [3usize, 1000, 70_000] {
-            assert_eq!(streamed(&b, piece), split(&b), "pieces of {piece}");
+            let whole = split(&b, mail);
+            assert_eq!(streamed(&b, mail, piece), whole, "pieces of {piece}");
         }
     }
 
     #[test]
     fn a_small_message_is_not_cut_at_its_part_edges() {
+        let mail = Sizes::of(Workload::Mail);
         let small = mime("From: a@example.com\r\nSubject: short", "b1", &[b'x'; 3000]);
-        assert!(small.len() < MIN_SIZE * 2);
-        assert_eq!(split(&small), vec![small.as_slice()], "one chunk");
+        assert!(small.len() < mail.min * 2);
+        assert_eq!(split(&small, mail), vec![small.as_slice()], "one chunk");
         let large = mime(
             "From: a@example.com\r\nSubject: long",
             "b1",
             &[b'x'; 70_000],
         );
-        assert!(split(&large).len() > 3, "parts cut apart in a large one");
+        assert!(
+            split(&large, mail).len() > 3,
+            "parts cut apart in a large one"
+        );
     }
 
     #[test]
@@ -290,8 +348,9 @@ mod tests {
         let block = pseudo_random(1_000_000, 3);
         let a = [pseudo_random(10_000, 1), block.clone()].concat();
         let b = [pseudo_random(77_777, 2), block].concat();
-        let ca: std::collections::HashSet<&[u8]> = split(&a).into_iter().collect();
-        let shared: usize = split(&b)
+        let files = Sizes::of(Workload::Drive);
+        let ca: std::collections::HashSet<&[u8]> = split(&a, files).into_iter().collect();
+        let shared: usize = split(&b, files)
             .into_iter()
             .filter(|c| ca.contains(c))
             .map(<[u8]>::len)
@@ -302,7 +361,7 @@ mod tests {
     #[test]
     fn past_the_threshold_chunks_are_large_and_streaming_agrees() {
         let data = pseudo_random(LARGE_FROM as usize + 6_000_000, 13);
-        let chunks = split(&data);
+        let chunks = split(&data, Sizes::FILES);
         assert_eq!(chunks.concat(), data);
         let mut at = 0u64;
         let (mut small, mut large) = (0, 0);
@@ -312,17 +371,21 @@ mod tests {
                 assert!(c.len() <= MAX_SIZE);
                 small += 1;
             } else {
-                assert!(c.len() <= LARGE_MAX_SIZE);
-                assert!(last || c.len() >= LARGE_MIN_SIZE);
+                assert!(c.len() <= Sizes::LARGE.max);
+                assert!(last || c.len() >= Sizes::LARGE.min);
                 large += 1;
             }
             at += c.len() as u64;
         }
-        assert!(small > 150 && large > 20, "{small} small, {large} large");
+        assert!(small > 300 && large > 20, "{small} small, {large} large");
         let mean = (data.len() as u64 - LARGE_FROM) / large;
         assert!(mean > 100_000, "large chunks average {mean} bytes");
         for piece in [7_777usize, 262_144, 3_000_000] {
-            assert_eq!(streamed(&data, piece), chunks, "pieces of {piece}");
+            assert_eq!(
+                streamed(&data, Sizes::FILES, piece),
+                chunks,
+                "pieces of {piece}"
+            );
         }
     }
 
@@ -330,8 +393,9 @@ mod tests {
     fn a_large_file_with_bytes_inserted_near_its_start_still_shares_its_tail() {
         let file = pseudo_random(20_000_000, 17);
         let edited = [&file[..1000], b"inserted".as_slice(), &file[1000..]].concat();
-        let before: std::collections::HashSet<&[u8]> = split(&file).into_iter().collect();
-        let new: usize = split(&edited)
+        let before: std::collections::HashSet<&[u8]> =
+            split(&file, Sizes::FILES).into_iter().collect();
+        let new: usize = split(&edited, Sizes::FILES)
             .into_iter()
             .filter(|c| !before.contains(c))
             .map(<[u8]>::len)

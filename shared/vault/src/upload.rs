@@ -15,7 +15,7 @@ use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use uuid::Uuid;
 
-use crate::chunking::StreamChunker;
+use crate::chunking::{Sizes, StreamChunker};
 use crate::VaultError;
 
 /// Bytes of chunks per chunk message: about one inline item's worth, so a
@@ -49,7 +49,7 @@ pub async fn publish_item(
         metadata,
         origin,
     } = state;
-    let mut chunker = StreamChunker::new();
+    let mut chunker = StreamChunker::new(Sizes::of(item.workload));
     // The first INLINE_MAX + 1 bytes decide: inline, or chunked.
     loop {
         let held = chunker.buffer(0).len();
