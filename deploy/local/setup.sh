@@ -69,9 +69,10 @@ quorum_queue.compute_checksums = false'
     fi
 }
 
-# Whether the running broker has read that configuration.
-rabbitmq_conf_applied() {
-    [ "$(as_root timeout 30 rabbitmqctl -q eval 'application:get_env(rabbit, quorum_compute_checksums).' 2>/dev/null)" = "{ok,false}" ]
+# The running broker's checksum setting: {ok,false} once it has read that
+# configuration; empty if it could not be asked.
+rabbitmq_checksum_setting() {
+    as_root timeout 30 rabbitmqctl -q eval 'application:get_env(rabbit, quorum_compute_checksums).' 2>/dev/null || true
 }
 
 start_rabbitmq() {
@@ -110,9 +111,15 @@ ensure_rabbitmq() {
             stop_rabbitmq
         fi
     fi
-    if port_open 127.0.0.1 5672 && amqp_answers && ! rabbitmq_conf_applied; then
-        say "RabbitMQ runs without $RABBITMQ_ARKIV_CONF: restarting it"
-        stop_rabbitmq
+    # Restart only a broker that answered and has not read the file; one
+    # that could not be asked is left alone.
+    if port_open 127.0.0.1 5672 && amqp_answers; then
+        local setting
+        setting=$(rabbitmq_checksum_setting)
+        if [ -n "$setting" ] && [ "$setting" != "{ok,false}" ]; then
+            say "RabbitMQ runs without $RABBITMQ_ARKIV_CONF: restarting it"
+            stop_rabbitmq
+        fi
     fi
     if port_open 127.0.0.1 5672 && ! amqp_answers; then
         say "RabbitMQ accepts connections but does not answer AMQP: restarting it"
@@ -120,6 +127,8 @@ ensure_rabbitmq() {
     fi
     if ! port_open 127.0.0.1 5672; then
         start_rabbitmq
+        [ "$(rabbitmq_checksum_setting)" = "{ok,false}" ] \
+            || say "warning: RabbitMQ did not read $RABBITMQ_ARKIV_CONF; its quorum queues keep their checksums"
     fi
     # Test runs prefix their queues with "test." and never reuse them.
     # Delete those left by earlier runs now, while nothing else runs: left

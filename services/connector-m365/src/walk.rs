@@ -334,15 +334,15 @@ impl RunScope {
         let first = self.first_request(account, &scope);
         let mut resynced = false;
         let mut folders: HashMap<String, (String, String)> = HashMap::new();
-        // The next page, asked for while this one's items were fetched.
+        // The next page, fetched while this one's items were.
         let mut prefetched = None;
         loop {
-            let response = match (prefetched.take(), &link) {
-                (Some(response), _) => response,
-                (None, Some(link)) => self.graph.get_link(user, link).await,
-                (None, None) => self.graph.send(user, &first).await,
+            let fetched = match (prefetched.take(), &link) {
+                (Some(page), _) => page,
+                (None, Some(link)) => read_page(self.graph.get_link(user, link)).await,
+                (None, None) => read_page(self.graph.send(user, &first)).await,
             };
-            let response = match response {
+            let (page_request, body) = match fetched {
                 Err(e) if e.is_expired_cursor() && !resynced => {
                     tracing::info!(account = %account.id, %workload, "delta token expired; resyncing");
                     cursor::clear(&self.db, account.id, workload, scope.cursor_scope()).await?;
@@ -352,11 +352,6 @@ impl RunScope {
                 }
                 other => other?,
             };
-            let page_request = request_id(response.headers());
-            let body = response
-                .bytes()
-                .await
-                .map_err(|e| GraphError::Transport(e.to_string()))?;
             let page: Page = serde_json::from_slice(&body).map_err(|e| GraphError::Status {
                 status: 200,
                 code: "malformedResponse".into(),
@@ -371,7 +366,7 @@ impl RunScope {
             // becomes the cursor only once this page is confirmed, as ever.
             let next_page = async {
                 match &page.next {
-                    Some(next) => Some(self.graph.get_link(user, next).await),
+                    Some(next) => Some(read_page(self.graph.get_link(user, next)).await),
                     None => None,
                 }
             };
@@ -671,6 +666,21 @@ impl RunScope {
         }
         Some(path)
     }
+}
+
+/// A delta page, read whole: its request id and its body. Read at once,
+/// also when the page was asked for ahead of time, so that no response waits
+/// half-read on its connection while a page's items are fetched.
+async fn read_page(
+    response: impl std::future::Future<Output = Result<reqwest::Response, GraphError>>,
+) -> Result<(Option<String>, bytes::Bytes), GraphError> {
+    let response = response.await?;
+    let request = request_id(response.headers());
+    let body = response
+        .bytes()
+        .await
+        .map_err(|e| GraphError::Transport(e.to_string()))?;
+    Ok((request, body))
 }
 
 /// `/drive/root:/Docs/Sub` → `/Docs/Sub`.

@@ -112,28 +112,30 @@ pub fn split(data: &[u8], sizes: Sizes) -> Vec<&[u8]> {
 
 /// The lengths of the chunks of `data`, which starts `offset` bytes into
 /// its content; `anchored` when the whole content is long enough to be cut
-/// at MIME part edges.
+/// at MIME part edges. Each cut is found from the previous one alone (the
+/// next anchor is looked for from there, not from the previous anchor), so
+/// a stream cut in any pieces gets exactly these cuts.
 fn cut_lengths(data: &[u8], sizes: Sizes, offset: u64, anchored: bool) -> Vec<usize> {
+    let small = sizes.chunker(data);
+    let large = Sizes::LARGE.chunker(data);
     let mut lengths = Vec::new();
     let mut start = 0;
-    // Small chunks, each starting before the threshold.
-    'small: while start < data.len() && offset + (start as u64) < LARGE_FROM {
-        let end = anchored
-            .then(|| next_anchor(data, start))
-            .flatten()
-            .unwrap_or(data.len());
-        let part = &data[start..end];
-        for c in sizes.chunker(part) {
-            lengths.push(c.length);
-            start += c.length;
-            if offset + (start as u64) >= LARGE_FROM {
-                break 'small;
-            }
-        }
-    }
-    if start < data.len() {
-        let rest = &data[start..];
-        lengths.extend(Sizes::LARGE.chunker(rest).map(|c| c.length));
+    // The first anchor at least ANCHOR_MIN past `start` (the end of the data
+    // when there is none), found once and kept while it stays that.
+    let mut anchor = None;
+    while start < data.len() {
+        let end = if offset + (start as u64) >= LARGE_FROM {
+            large.cut(start, data.len() - start).1
+        } else {
+            let limit = match anchor {
+                _ if !anchored => data.len(),
+                Some(a) if a >= start + ANCHOR_MIN => a,
+                _ => *anchor.insert(next_anchor(data, start).unwrap_or(data.len())),
+            };
+            small.cut(start, limit - start).1
+        };
+        lengths.push(end - start);
+        start = end;
     }
     lengths
 }
@@ -401,5 +403,55 @@ mod tests {
             .map(<[u8]>::len)
             .sum();
         assert!(new < 1_000_000, "{new} bytes of the edited file are new");
+    }
+
+    /// An anchor a few bytes after a cut, and a stream whose pieces make
+    /// the chunker keep the chunk from that cut unfinished: the cuts are
+    /// still those of the whole. (When anchors were looked for from the
+    /// previous anchor rather than from the previous cut, the whole was cut
+    /// at that anchor and the stream was not.)
+    #[test]
+    fn an_anchor_just_after_a_cut_is_cut_alike_whatever_the_pieces() {
+        let zeros = 1_200_000;
+        for sizes in BOTH {
+            // Zeros are cut at fixed steps: put an anchor 30 bytes past a
+            // cut well inside them.
+            let mut data = pseudo_random(zeros, 29);
+            data.extend(vec![0u8; 3 * MAX_SIZE]);
+            data.extend(pseudo_random(700_000, 19));
+            let cuts = |data: &[u8]| -> Vec<usize> {
+                let mut at = 0;
+                split(data, sizes)
+                    .iter()
+                    .map(|c| {
+                        at += c.len();
+                        at
+                    })
+                    .collect()
+            };
+            let cut = *cuts(&data)
+                .iter()
+                .find(|&&c| c > zeros + 2 * MAX_SIZE)
+                .unwrap();
+            data[cut + 26..cut + 30].copy_from_slice(b"\r\n\r\n");
+            let whole = split(&data, sizes);
+            // The chunker cuts once it holds 2 * LONGEST: first when it ends
+            // just past a cut `from`, then when it ends just past `cut`, so
+            // that the chunk from `cut` is the one it keeps.
+            let end = cut + 1;
+            let from = *cuts(&data)
+                .iter()
+                .rev()
+                .find(|&&c| c + 2 * LONGEST <= end)
+                .unwrap();
+            let mut chunker = StreamChunker::new(sizes);
+            let mut out = chunker.push(&data[..from + 1]);
+            out.extend(chunker.push(&data[from + 1..end]));
+            for piece in data[end..].chunks(100_000) {
+                out.extend(chunker.push(piece));
+            }
+            out.extend(chunker.finish());
+            assert_eq!(out, whole, "{sizes:?}");
+        }
     }
 }

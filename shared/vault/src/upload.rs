@@ -140,12 +140,15 @@ struct ChunkMessages<'a> {
 }
 
 impl ChunkMessages<'_> {
+    /// Add a chunk, sending what is gathered first if the chunk would take
+    /// the message past [`MESSAGE_TARGET`]: a message holds at most that, or
+    /// one chunk.
     async fn add(&mut self, chunk: Bytes) -> Result<(), VaultError> {
-        self.pending_bytes += chunk.len();
-        self.pending.push(chunk);
-        if self.pending_bytes >= MESSAGE_TARGET {
+        if self.pending_bytes + chunk.len() > MESSAGE_TARGET {
             self.flush().await?;
         }
+        self.pending_bytes += chunk.len();
+        self.pending.push(chunk);
         Ok(())
     }
 
