@@ -279,12 +279,7 @@ impl RunScope {
 
     /// Publish a page's prepared items in order, at most
     /// `fetch_concurrency` being fetched at once, then wait for confirms.
-    async fn publish<'a, F>(
-        &self,
-        account: &Account,
-        workload: Workload,
-        entries: impl Iterator<Item = F>,
-    ) -> Result<(), WalkError>
+    async fn publish<'a, F>(&self, entries: impl Iterator<Item = F>) -> Result<(), WalkError>
     where
         F: std::future::Future<Output = Prepared> + 'a,
     {
@@ -302,36 +297,18 @@ impl RunScope {
                 break;
             };
             match item {
-                Prepared::Upsert(state, body) => {
-                    let source = state.item.source_id.clone();
-                    let published = match body {
-                        Body::Bytes(bytes) => sink.upsert(state, bytes.as_slice()).await,
-                        Body::Stream(response, md5) => {
-                            let stream = Md5Checked::new(
-                                response.bytes_stream().map_err(std::io::Error::other),
-                                md5,
-                            );
-                            sink.upsert(state, StreamReader::new(stream)).await
-                        }
-                    };
-                    match published {
-                        Ok(_) => {}
-                        // The download broke off or did not match its MD5:
-                        // that item fails, the page goes on.
-                        Err(BackupError::Vault(arkiv_vault::VaultError::Content(e))) => {
-                            self.record
-                                .error(RunErrorEntry {
-                                    account_id: Some(account.id),
-                                    workload: Some(workload),
-                                    item_ref: Some(source),
-                                    code: "downloadFailed".into(),
-                                    request_id: None,
-                                    message: e,
-                                })
-                                .await?;
-                        }
-                        Err(e) => return Err(e.into()),
-                    }
+                Prepared::Upsert(state, Body::Bytes(bytes)) => {
+                    sink.upsert_download(state, bytes.as_slice()).await?
+                }
+                // A download that breaks off or does not match its MD5 fails
+                // that item; the page goes on.
+                Prepared::Upsert(state, Body::Stream(response, md5)) => {
+                    let stream = Md5Checked::new(
+                        response.bytes_stream().map_err(std::io::Error::other),
+                        md5,
+                    );
+                    sink.upsert_download(state, StreamReader::new(stream))
+                        .await?
                 }
                 Prepared::Deleted(key, container) => {
                     let origin = sink.origin(container);
@@ -426,12 +403,8 @@ impl RunScope {
                 .flatten()
                 .filter_map(|m| m["id"].as_str().map(str::to_owned))
                 .collect();
-            self.publish(
-                account,
-                Workload::Mail,
-                ids.iter().map(|id| self.gmail_message(account, labels, id)),
-            )
-            .await?;
+            self.publish(ids.iter().map(|id| self.gmail_message(account, labels, id)))
+                .await?;
             page = body["nextPageToken"].as_str().map(str::to_owned);
             let position = match &page {
                 Some(_) => Position::Listing {
@@ -488,20 +461,16 @@ impl RunScope {
                 note("labelsRemoved", false);
                 note("messagesDeleted", true);
             }
-            self.publish(
-                account,
-                Workload::Mail,
-                order.iter().map(|id| {
-                    let deleted = last[id];
-                    async move {
-                        if deleted {
-                            Prepared::Deleted(self.key(account, Workload::Mail, id), None)
-                        } else {
-                            self.gmail_message(account, labels, id).await
-                        }
+            self.publish(order.iter().map(|id| {
+                let deleted = last[id];
+                async move {
+                    if deleted {
+                        Prepared::Deleted(self.key(account, Workload::Mail, id), None)
+                    } else {
+                        self.gmail_message(account, labels, id).await
                     }
-                }),
-            )
+                }
+            }))
             .await?;
             page = body["nextPageToken"].as_str().map(str::to_owned);
             let next = match (&page, last_record) {
@@ -776,7 +745,7 @@ impl RunScope {
                 let container = Some(scope.container());
                 async move { Prepared::Deleted(key, container) }
             });
-            self.publish(account, Workload::Drive, deleted).await?;
+            self.publish(deleted).await?;
             self.drive_page(account, scope, &files, folders).await?;
             let (next, done) = match (
                 body["nextPageToken"].as_str(),
@@ -830,8 +799,6 @@ impl RunScope {
             prepared.push((f, path));
         }
         self.publish(
-            account,
-            Workload::Drive,
             prepared
                 .into_iter()
                 .map(|(f, path)| self.drive_file(account, scope, f, path)),
@@ -1053,8 +1020,6 @@ impl RunScope {
                     location: None,
                 })?;
             self.publish(
-                account,
-                Workload::Calendar,
                 page_body
                     .items
                     .iter()

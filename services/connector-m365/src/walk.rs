@@ -393,34 +393,13 @@ impl RunScope {
                         learned.push(folder);
                     }
                     match item {
-                        Prepared::Upsert(state, body) => {
-                            let source = state.item.source_id.clone();
-                            let published = match body {
-                                Body::Bytes(bytes) => sink.upsert(state, bytes.as_slice()).await,
-                                Body::Stream(response) => {
-                                    let stream =
-                                        response.bytes_stream().map_err(std::io::Error::other);
-                                    sink.upsert(state, StreamReader::new(stream)).await
-                                }
-                            };
-                            match published {
-                                Ok(_) => {}
-                                // The download broke off: that item fails, the
-                                // page goes on.
-                                Err(BackupError::Vault(arkiv_vault::VaultError::Content(e))) => {
-                                    self.record
-                                        .error(RunErrorEntry {
-                                            account_id: Some(account.id),
-                                            workload: Some(workload),
-                                            item_ref: Some(source),
-                                            code: "downloadFailed".into(),
-                                            request_id: None,
-                                            message: e,
-                                        })
-                                        .await?;
-                                }
-                                Err(e) => return Err(e.into()),
-                            }
+                        Prepared::Upsert(state, Body::Bytes(bytes)) => {
+                            sink.upsert_download(state, bytes.as_slice()).await?
+                        }
+                        Prepared::Upsert(state, Body::Stream(response)) => {
+                            let stream = response.bytes_stream().map_err(std::io::Error::other);
+                            sink.upsert_download(state, StreamReader::new(stream))
+                                .await?
                         }
                         Prepared::Deleted(key, marker, container) => {
                             let origin = sink.origin(container);

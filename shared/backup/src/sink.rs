@@ -7,10 +7,11 @@ use std::sync::Arc;
 use arkiv_domain::Region;
 use arkiv_queue::{ConfirmWindow, ItemKey, Origin, WorkItem, WorkPublisher};
 use arkiv_vault::upload::{publish_item, ItemState};
+use arkiv_vault::VaultError;
 use chrono::{DateTime, Utc};
 use tokio::io::AsyncRead;
 
-use crate::record::RunRecord;
+use crate::record::{RunErrorEntry, RunRecord};
 use crate::BackupError;
 
 /// Messages in flight before a publish waits on the oldest confirm.
@@ -68,6 +69,34 @@ impl PageSink {
         self.pending.push(key);
         self.record.seen(workload, size);
         Ok(size)
+    }
+
+    /// An item whose content is downloaded as it is published. A download
+    /// that breaks off (or fails its check) is recorded against the item
+    /// and the page goes on; `Err` only when our side fails.
+    pub async fn upsert_download(
+        &mut self,
+        state: ItemState,
+        content: impl AsyncRead + Unpin,
+    ) -> Result<(), BackupError> {
+        let item = state.item.clone();
+        match self.upsert(state, content).await {
+            Ok(_) => Ok(()),
+            Err(BackupError::Vault(VaultError::Content(message))) => {
+                self.record
+                    .error(RunErrorEntry {
+                        account_id: Some(item.account_id),
+                        workload: Some(item.workload),
+                        item_ref: Some(item.source_id),
+                        code: "downloadFailed".into(),
+                        request_id: None,
+                        message,
+                    })
+                    .await?;
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// An item deleted at the source (or removed from `origin.container`).
