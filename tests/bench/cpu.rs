@@ -69,6 +69,14 @@ impl Sample {
     pub fn get(&self, component: &str) -> f64 {
         self.0.get(component).copied().unwrap_or(0.0)
     }
+
+    /// How busy the machine's cores were over `seconds`, from 0 to 1, by
+    /// this (a difference of two samples): near 1, a run is bound by CPU,
+    /// not by the time its requests wait.
+    pub fn busy(&self, seconds: f64) -> f64 {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+        self.0.values().sum::<f64>() / (seconds * cores)
+    }
 }
 
 fn component(comm: &str) -> &'static str {

@@ -273,14 +273,17 @@ pub async fn run(options: Options) {
     .await;
     seed::exec(&db.conn, "DELETE FROM cursors", vec![]).await;
     let before = total_requests(&sim_url).await;
+    let cpu = crate::cpu::Sample::now();
     let (_, seconds) = run("latency").await;
+    let cpu = crate::cpu::Sample::now().minus(&cpu);
     let requests = total_requests(&sim_url).await - before;
     let per_mailbox = requests as f64 / f64::from(options.users);
     let ideal = per_mailbox * options.latency_ms as f64 / 1000.0 / 4.0;
     println!(
-        "BENCH m365 case=latency latency_ms={} requests={requests} seconds={seconds:.1} ideal_s={ideal:.1} ideal_ratio={:.2}",
+        "BENCH m365 case=latency latency_ms={} requests={requests} seconds={seconds:.1} ideal_s={ideal:.1} ideal_ratio={:.2} cpu_busy={:.2}",
         options.latency_ms,
-        seconds / ideal
+        seconds / ideal,
+        cpu.busy(seconds)
     );
 
     bench.finish().await;

@@ -50,6 +50,11 @@ use sea_orm::{
 use tokio::sync::{mpsc, watch};
 use uuid::Uuid;
 
+/// A batch is sealed once no delivery has come for this long. Under load
+/// deliveries come far closer together, so batches still fill to the pack
+/// target.
+const IDLE_FLUSH: Duration = Duration::from_millis(50);
+
 /// How a worker batches and retries.
 #[derive(Clone, Debug)]
 pub struct Tuning {
@@ -249,7 +254,9 @@ impl Pipeline {
 
     /// Deliveries up to the pack target size, the pack's maximum age, or
     /// half the prefetch, so that the next batch can fill while this one
-    /// is committed.
+    /// is committed; or until the stream pauses for [`IDLE_FLUSH`], so that
+    /// the end of a run (or a lone change) is not held back for the whole
+    /// maximum age.
     async fn gather(
         &self,
         consumer: &mut Consumer,
@@ -260,7 +267,8 @@ impl Pipeline {
         let mut bytes = first.data.len();
         let mut batch = vec![first];
         while batch.len() < most && bytes < self.tuning.pack_target_bytes {
-            match tokio::time::timeout_at(deadline, consumer.next()).await {
+            let until = deadline.min(tokio::time::Instant::now() + IDLE_FLUSH);
+            match tokio::time::timeout_at(until, consumer.next()).await {
                 Ok(d) => {
                     let d = d?;
                     bytes += d.data.len();
