@@ -92,11 +92,8 @@ const _: () = assert!(ANCHORED_FROM <= 2 * MAX_SIZE);
 /// [`Sizes::LARGE`].
 pub const LARGE_FROM: u64 = 8 * 1024 * 1024;
 /// The longest chunk of any size.
-const LONGEST: usize = if Sizes::LARGE.max > MAX_SIZE {
-    Sizes::LARGE.max
-} else {
-    MAX_SIZE
-};
+const LONGEST: usize = Sizes::LARGE.max;
+const _: () = assert!(LONGEST >= MAX_SIZE);
 
 /// Cut `data` into chunks of `sizes` (an empty input has none).
 pub fn split(data: &[u8], sizes: Sizes) -> Vec<&[u8]> {
@@ -117,7 +114,9 @@ pub fn split(data: &[u8], sizes: Sizes) -> Vec<&[u8]> {
 /// a stream cut in any pieces gets exactly these cuts.
 fn cut_lengths(data: &[u8], sizes: Sizes, offset: u64, anchored: bool) -> Vec<usize> {
     let small = sizes.chunker(data);
-    let large = Sizes::LARGE.chunker(data);
+    // Made only for content that reaches the threshold (each chunker
+    // copies its hash tables).
+    let mut large = None;
     let mut lengths = Vec::new();
     let mut start = 0;
     // The first anchor at least ANCHOR_MIN past `start` (the end of the data
@@ -125,6 +124,7 @@ fn cut_lengths(data: &[u8], sizes: Sizes, offset: u64, anchored: bool) -> Vec<us
     let mut anchor = None;
     while start < data.len() {
         let end = if offset + (start as u64) >= LARGE_FROM {
+            let large = large.get_or_insert_with(|| Sizes::LARGE.chunker(data));
             large.cut(start, data.len() - start).1
         } else {
             let limit = match anchor {
@@ -185,6 +185,20 @@ impl StreamChunker {
     pub fn buffer(&mut self, room: usize) -> &mut BytesMut {
         self.buffer.reserve(room);
         &mut self.buffer
+    }
+
+    /// Bytes held and not yet cut.
+    pub fn len(&self) -> usize {
+        self.buffer.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.buffer.is_empty()
+    }
+
+    /// Everything held, uncut: content too small to be chunked.
+    pub fn into_bytes(self) -> Bytes {
+        self.buffer.freeze()
     }
 
     /// Add bytes; returns the chunks that are now final.

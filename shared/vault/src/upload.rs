@@ -51,12 +51,8 @@ pub async fn publish_item(
     } = state;
     let mut chunker = StreamChunker::new(Sizes::of(item.workload));
     // The first INLINE_MAX + 1 bytes decide: inline, or chunked.
-    loop {
-        let held = chunker.buffer(0).len();
-        if held > INLINE_MAX {
-            break;
-        }
-        let room = INLINE_MAX + 1 - held;
+    while chunker.len() <= INLINE_MAX {
+        let room = INLINE_MAX + 1 - chunker.len();
         let read = (&mut content)
             .take(room as u64)
             .read_buf(chunker.buffer(room))
@@ -66,8 +62,8 @@ pub async fn publish_item(
             break;
         }
     }
-    if chunker.buffer(0).len() <= INLINE_MAX {
-        let head = chunker.buffer(0).split().freeze();
+    if chunker.len() <= INLINE_MAX {
+        let head = chunker.into_bytes();
         let size = head.len() as u64;
         let work = WorkItem::Upsert {
             item,
@@ -91,7 +87,7 @@ pub async fn publish_item(
         pending: Vec::new(),
         pending_bytes: 0,
     };
-    let mut size = chunker.buffer(0).len() as u64;
+    let mut size = chunker.len() as u64;
     loop {
         for chunk in chunker.cut() {
             upload.add(chunk).await?;
